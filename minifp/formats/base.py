@@ -1,0 +1,210 @@
+"""The interface every number format implements.
+
+A format is a finite set of values plus a rounding function onto it. Values live
+in a *carrier*: the narrowest native NumPy float dtype (float16, float32 or
+float64) that holds every value of the format exactly, so arithmetic on carriers
+never loses a format value. ``encode``/``decode`` map values to the unsigned
+integer codes of the format's bit layout and back.
+"""
+from __future__ import annotations
+
+import abc
+from fractions import Fraction
+
+import numpy as np
+
+from ..backend import array_module
+from .modes import Rounding, check_rng, parse_rounding
+
+_CODE_DTYPES = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
+
+
+def code_dtype_for(bits: int) -> np.dtype:
+    """Narrowest unsigned integer dtype with at least ``bits`` bits."""
+    for width, dt in _CODE_DTYPES:
+        if bits <= width:
+            return np.dtype(dt)
+    raise ValueError(f"formats wider than 64 bits are not supported ({bits} bits)")
+
+
+def as_float_array(x):
+    """Return ``(xp, array)`` with a float dtype: float16/32/64 pass through,
+    everything else (ints, bools, Python scalars, lists) becomes float64."""
+    xp = array_module(x)
+    a = xp.asarray(x)
+    if a.dtype.kind != "f" or a.dtype.itemsize > 8:
+        a = a.astype(np.float64)
+    return xp, a
+
+
+class Format(abc.ABC):
+    """A number format: a value set, its codes, and rounding onto it.
+
+    Subclasses provide the properties below and the private hooks
+    ``_round_array`` (values → values in the carrier), ``_encode_values``
+    (representable carrier values → codes) and ``_decode_codes``.
+    """
+
+    name: str
+
+    # ---- properties every format reports ---------------------------------
+    @property
+    @abc.abstractmethod
+    def bits(self) -> int:
+        """Width of a code in bits."""
+
+    @property
+    @abc.abstractmethod
+    def precision(self) -> int:
+        """Significand bits including the hidden bit (for posits: the most, reached near 1)."""
+
+    @property
+    def unit_roundoff(self) -> float:
+        """u = 2**-p: the largest relative error of round-to-nearest in the normal range."""
+        return 2.0 ** -self.precision
+
+    @property
+    @abc.abstractmethod
+    def max(self) -> float:
+        """Largest finite value."""
+
+    @property
+    @abc.abstractmethod
+    def smallest_normal(self) -> float:
+        """Smallest positive normal value (posits: minpos)."""
+
+    @property
+    @abc.abstractmethod
+    def smallest_subnormal(self) -> float:
+        """Smallest positive value (equals ``smallest_normal`` without subnormals)."""
+
+    @property
+    @abc.abstractmethod
+    def carrier(self) -> np.dtype:
+        """Narrowest NumPy float dtype holding every value of the format exactly."""
+
+    @property
+    @abc.abstractmethod
+    def has_inf(self) -> bool: ...
+
+    @property
+    @abc.abstractmethod
+    def has_nan(self) -> bool: ...
+
+    @property
+    @abc.abstractmethod
+    def has_negative_zero(self) -> bool: ...
+
+    @property
+    @abc.abstractmethod
+    def specials(self) -> str:
+        """One line describing the Inf/NaN encodings and overflow behaviour."""
+
+    @property
+    def code_dtype(self) -> np.dtype:
+        """Unsigned integer dtype of the codes returned by :meth:`encode`."""
+        return code_dtype_for(self.bits)
+
+    # ---- the operations ---------------------------------------------------
+    def round(self, x, mode="nearest_even", rng=None, *, dtype=None):
+        """Round every element of ``x`` to this format.
+
+        ``x``: array-like of any real dtype (NumPy or CuPy); float16/float32/float64
+        inputs are rounded directly (one rounding, no intermediate format), other
+        dtypes are first converted to float64. ``mode``: a :class:`Rounding` or its
+        name. ``rng``: a ``numpy.random.Generator`` (``cupy`` generator for CuPy
+        data), required by ``stochastic``. Returns an array of the carrier dtype, or
+        of ``dtype`` if given (it must hold every value of the format).
+        """
+        mode = parse_rounding(mode)
+        check_rng(mode, rng)
+        xp, a = as_float_array(x)
+        out = self._round_array(xp, a, mode, rng)
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            if dtype != out.dtype:
+                if not self.fits_in(dtype):
+                    raise ValueError(f"{dtype} cannot hold every value of {self.name}")
+                out = out.astype(dtype)
+        return out
+
+    def encode(self, x, mode="nearest_even", rng=None):
+        """Round ``x`` (see :meth:`round`) and return the unsigned integer codes."""
+        r = self.round(x, mode, rng)
+        xp = array_module(r)
+        return self._encode_values(xp, r)
+
+    def decode(self, codes):
+        """Values (in the carrier dtype) of unsigned integer codes."""
+        xp = array_module(codes)
+        c = xp.asarray(codes)
+        if c.dtype.kind not in "ui":
+            raise ValueError(f"codes must be integers, got dtype {c.dtype}")
+        if c.size and (bool((c < 0).any()) or bool((c >= (1 << self.bits)).any())):
+            raise ValueError(f"codes of {self.name} lie in [0, 2**{self.bits})")
+        return self._decode_codes(xp, c.astype(np.uint64))
+
+    def is_representable(self, x):
+        """Elementwise: is the value exactly one of the format's values?
+        NaN counts as representable when the format has a NaN."""
+        xp, a = as_float_array(x)
+        r = self._round_array(xp, a, Rounding.TOWARD_ZERO, None).astype(a.dtype)
+        same = (r == a) & (xp.signbit(r) == xp.signbit(a))
+        if not self.has_negative_zero:
+            same &= ~((a == 0) & xp.signbit(a))
+        if self.has_nan:
+            same |= xp.isnan(a)
+        return same
+
+    def fits_in(self, dtype) -> bool:
+        """True if ``dtype`` holds every value of the format exactly."""
+        order = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
+        d = np.dtype(dtype)
+        return d in order and order[d] >= order[self.carrier]
+
+    # ---- inspection ------------------------------------------------------
+    def code_table(self):
+        """All codes and their values (formats of at most 16 bits)."""
+        if self.bits > 16:
+            raise ValueError(f"{self.name} has 2**{self.bits} codes: too many to list")
+        codes = np.arange(1 << self.bits, dtype=np.uint64).astype(self.code_dtype)
+        return codes, self.decode(codes)
+
+    def describe(self) -> dict:
+        """Properties as plain Python values (for tables and JSON)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "bits": self.bits,
+            "precision": self.precision,
+            "unit_roundoff": self.unit_roundoff,
+            "max": self.max,
+            "smallest_normal": self.smallest_normal,
+            "smallest_subnormal": self.smallest_subnormal,
+            "has_inf": self.has_inf,
+            "has_nan": self.has_nan,
+            "has_negative_zero": self.has_negative_zero,
+            "specials": self.specials,
+            "carrier": str(self.carrier),
+        }
+
+    def exact_value(self, code: int) -> Fraction:
+        """Exact value of a finite code as a Fraction (NaN/Inf raise ValueError)."""
+        v = float(self.decode(np.array([code], dtype=self.code_dtype))[0])
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"code {code:#x} of {self.name} is not finite")
+        return Fraction(v)
+
+    kind: str = "format"
+
+    @abc.abstractmethod
+    def _round_array(self, xp, a, mode: Rounding, rng): ...
+
+    @abc.abstractmethod
+    def _encode_values(self, xp, r): ...
+
+    @abc.abstractmethod
+    def _decode_codes(self, xp, codes_u64): ...
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,232 @@
+"""Posit formats posit(n, es) (Gustafson; 2022 Standard for Posit Arithmetic).
+
+A posit code is read as a two's-complement integer: 0 is zero, 100...0 is NaR
+(not a real), and a positive code is sign 0, a regime run of k+1 ones then a 0
+(scale k >= 0) or -k zeros then a 1 (k < 0), up to ``es`` exponent bits (bits
+cut off by the end of the word are zeros) and the remaining fraction bits with a
+hidden 1. The value is useed**k * 2**exponent * (1 + fraction), useed = 2**2**es,
+maxpos = useed**(n-2), minpos = 1/maxpos.
+
+Rounding follows the standard: the exact value's (unbounded) bit string is
+rounded to n-1 bits after the sign, nearest-even on the bit string, so where the
+cut falls in the regime or exponent bits the boundary between two neighbours is
+their geometric rather than arithmetic midpoint. A finite non-zero value never
+rounds to 0 or NaR: magnitudes are clamped to [minpos, maxpos] first. NaN and
+±Inf become NaR (a NaN in the carrier). The other modes act on the same bit
+string (toward zero = truncation of the string, etc.), keeping the clamp;
+stochastic rounding picks the upper neighbour with probability
+(|x| - lo) / (hi - lo), computed in float64 (bias below 2**-52 ulp).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from .base import Format
+from .modes import Rounding, random_unit
+
+
+@dataclasses.dataclass(frozen=True)
+class PositFormat(Format):
+    """posit(n, es) with 2 <= n <= 32 and 0 <= es <= 4."""
+
+    n: int
+    es: int
+    name: str = dataclasses.field(default="", compare=False)
+
+    kind = "posit"
+
+    def __post_init__(self):
+        if not (isinstance(self.n, int) and 2 <= self.n <= 32):
+            raise ValueError(f"posit width n must be an integer from 2 to 32, got {self.n!r}")
+        if not (isinstance(self.es, int) and 0 <= self.es <= 4):
+            raise ValueError(f"posit exponent size es must be an integer from 0 to 4, "
+                             f"got {self.es!r} (too large)" if isinstance(self.es, int)
+                             and self.es > 4 else
+                             f"posit exponent size es must be an integer from 0 to 4, got {self.es!r}")
+        if not self.name:
+            object.__setattr__(self, "name", f"posit{self.n}_{self.es}")
+
+    # ---- properties ------------------------------------------------------------
+    @property
+    def bits(self) -> int:
+        return self.n
+
+    @property
+    def precision(self) -> int:
+        """Significand bits next to 1.0: n - 3 - es fraction bits plus the hidden bit."""
+        return max(self.n - 3 - self.es, 0) + 1
+
+    @property
+    def max_scale(self) -> int:
+        """log2(maxpos) = (n - 2) * 2**es."""
+        return (self.n - 2) << self.es
+
+    @property
+    def max(self) -> float:
+        return 2.0 ** self.max_scale
+
+    @property
+    def smallest_normal(self) -> float:
+        return 2.0 ** -self.max_scale
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return 2.0 ** -self.max_scale
+
+    has_inf = False
+    has_nan = True  # NaR
+    has_negative_zero = False
+
+    @property
+    def specials(self) -> str:
+        return "posit: one zero, NaR = 10..0 (NaN/Inf map to NaR); never rounds to 0 or NaR"
+
+    @functools.cached_property
+    def carrier(self) -> np.dtype:
+        if self.n <= 16:
+            _, vals = self._all_codes_values
+            for dt in (np.float16, np.float32):
+                with np.errstate(over="ignore"):
+                    held = vals.astype(dt).astype(np.float64)
+                if np.array_equal(held, vals, equal_nan=True):
+                    return np.dtype(dt)
+            return np.dtype(np.float64)
+        if self.precision <= 24 and self.max_scale <= 126:
+            return np.dtype(np.float32)
+        return np.dtype(np.float64)
+
+    # ---- tables --------------------------------------------------------------
+    @functools.cached_property
+    def _scale_tables(self):
+        """For each scale E in [-max_scale, max_scale]: the regime+exponent bit
+        string P(E) and the shift D(E) that leaves n-1 bits (see _codes)."""
+        es, n = self.es, self.n
+        frac_keep = max(n - 2 - es, 0)
+        scales = range(-self.max_scale, self.max_scale + 1)
+        prefix, shift = [], []
+        for e in scales:
+            k, ex = e >> es, e & ((1 << es) - 1)
+            if k >= 0:
+                regime, rlen = ((1 << (k + 1)) - 1) << 1, k + 2
+            else:
+                regime, rlen = 1, -k + 1
+            prefix.append((regime << es) | ex)
+            length = rlen + es + frac_keep + 1  # + 1 sticky bit
+            shift.append(length - (n - 1))
+        return (np.array(prefix, dtype=np.uint64), np.array(shift, dtype=np.uint64), frac_keep)
+
+    @functools.cached_property
+    def _all_codes_values(self):
+        codes = np.arange(1 << self.n, dtype=np.uint64)
+        return codes, self._decode_arith(np, codes)
+
+    # ---- rounding ----------------------------------------------------------------
+    def _codes(self, xp, a, mode, rng):
+        """Posit codes (uint64) of the values ``a`` rounded with ``mode``."""
+        n = self.n
+        v = a.astype(np.float64)
+        bad = ~xp.isfinite(v)
+        zero = v == 0
+        neg = xp.signbit(v)
+        mag = xp.abs(v)
+        mag = xp.where(bad | zero, 1.0, mag)
+        xp.clip(mag, self.smallest_normal, self.max, out=mag)
+        b = mag.view(np.uint64)
+        scale = (b >> np.uint64(52)).astype(np.int64) - (1023 - self.max_scale)
+        prefix_t, shift_t, frac_keep = self._scale_tables
+        if xp is not np:
+            prefix_t, shift_t = xp.asarray(prefix_t), xp.asarray(shift_t)
+        prefix = prefix_t[scale]
+        shift = shift_t[scale]
+        frac = b & np.uint64((1 << 52) - 1)
+        drop = 52 - frac_keep
+        sticky = (frac & np.uint64((1 << drop) - 1)) != 0
+        s = prefix << np.uint64(frac_keep + 1)
+        s |= (frac >> np.uint64(drop)) << np.uint64(1)
+        s |= sticky.astype(np.uint64)
+        one = np.uint64(1)
+        c = s >> shift
+        rem = s & ((one << shift) - one)
+        half = one << (shift - one)
+        if mode is Rounding.NEAREST_EVEN:
+            up = (rem > half) | ((rem == half) & ((c & one) == one))
+        elif mode is Rounding.NEAREST_AWAY:
+            up = rem >= half
+        elif mode is Rounding.TOWARD_ZERO:
+            up = None
+        elif mode is Rounding.UP:
+            up = ~neg & (rem != 0)
+        elif mode is Rounding.DOWN:
+            up = neg & (rem != 0)
+        elif mode is Rounding.TO_ODD:
+            up = (rem != 0) & ((c & one) == 0)
+        else:
+            lo = self._decode_positive(xp, c)
+            hi = self._decode_positive(xp, xp.minimum(c + one, np.uint64((1 << (n - 1)) - 1)))
+            width = xp.where(hi > lo, hi - lo, 1.0)
+            up = (rem != 0) & (random_unit(rng, c.shape, xp) * width < mag - lo)
+        if up is not None:
+            c = c + up.astype(np.uint64)
+        c = xp.clip(c, one, np.uint64((1 << (n - 1)) - 1))
+        full = np.uint64((1 << n) - 1)
+        c = xp.where(neg, ((full - c) + one) & full, c)
+        c = xp.where(zero, np.uint64(0), c)
+        c = xp.where(bad, np.uint64(1 << (n - 1)), c)
+        return c
+
+    def _round_array(self, xp, a, mode, rng):
+        return self._decode_codes(xp, self._codes(xp, a, mode, rng))
+
+    def _encode_values(self, xp, r):
+        return self._codes(xp, r, Rounding.TOWARD_ZERO, None).astype(self.code_dtype)
+
+    def encode(self, x, mode="nearest_even", rng=None):
+        """Round ``x`` to the posit and return its codes (computed in one pass)."""
+        from .base import as_float_array
+        from .modes import check_rng, parse_rounding
+        mode = parse_rounding(mode)
+        check_rng(mode, rng)
+        xp, a = as_float_array(x)
+        return self._codes(xp, a, mode, rng).astype(self.code_dtype)
+
+    # ---- decoding ------------------------------------------------------------------
+    def _decode_codes(self, xp, c):
+        if self.n <= 16:
+            table = self._all_codes_values[1].astype(self.carrier)
+            if xp is not np:
+                table = xp.asarray(table)
+            return table[c.astype(np.int64)]
+        return self._decode_arith(xp, c).astype(self.carrier)
+
+    def _decode_positive(self, xp, c):
+        """float64 values of positive codes 1 .. 2**(n-1)-1 (no sign, zero or NaR)."""
+        n, es = self.n, self.es
+        body = c << np.uint64(64 - (n - 1))  # the n-1 bits after the sign, left-aligned
+        first = (body >> np.uint64(63)) == 1
+        lead = xp.where(first, ~body, body)
+        top = (lead >> np.uint64(32)).astype(np.float64)
+        run = 32 - xp.frexp(top)[1].astype(np.int64)  # leading run length (< 32 here)
+        k = xp.where(first, run - 1, -run)
+        rest = body << (run + 1).astype(np.uint64)
+        rest = xp.where(run + 1 >= 64, np.uint64(0), rest)
+        if es:
+            ex = (rest >> np.uint64(64 - es)).astype(np.int64)
+            rest = rest << np.uint64(es)
+        else:
+            ex = 0
+        frac = (rest >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+        return xp.ldexp(1.0 + frac, (k * (1 << es) + ex).astype(np.int32))
+
+    def _decode_arith(self, xp, c):
+        n = self.n
+        full = np.uint64((1 << n) - 1)
+        neg = ((c >> np.uint64(n - 1)) & np.uint64(1)) == 1
+        mag = xp.where(neg, ((full - c) + np.uint64(1)) & full, c)
+        safe = xp.where((mag == 0) | (mag >= np.uint64(1 << (n - 1))), np.uint64(1), mag)
+        v = self._decode_positive(xp, safe)
+        v = xp.where(mag == 0, 0.0, v)
+        v = xp.where(c == np.uint64(1 << (n - 1)), np.nan, v)
+        return xp.where(neg, -v, v)
