@@ -16,6 +16,8 @@ import numpy as np
 from ..backend import array_module
 from .modes import Rounding, check_rng, parse_rounding
 
+CHUNK = 28672  # elements per cache-sized block when rounding large NumPy arrays
+
 _CODE_DTYPES = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
 
 
@@ -119,14 +121,30 @@ class Format(abc.ABC):
         mode = parse_rounding(mode)
         check_rng(mode, rng)
         xp, a = as_float_array(x)
-        out = self._round_array(xp, a, mode, rng)
-        if dtype is not None:
-            dtype = np.dtype(dtype)
-            if dtype != out.dtype:
-                if not self.fits_in(dtype):
-                    raise ValueError(f"{dtype} cannot hold every value of {self.name}")
-                out = out.astype(dtype)
-        return out
+        out_dtype = self.carrier if dtype is None else np.dtype(dtype)
+        if dtype is not None and not self.fits_in(out_dtype):
+            raise ValueError(f"{out_dtype} cannot hold every value of {self.name}")
+        return self._round_driver(xp, a, mode, rng, out_dtype)
+
+    def _round_driver(self, xp, a, mode, rng, out_dtype):
+        """Draw the per-element random numbers, then round NumPy data in chunks
+        of ``CHUNK`` elements so every intermediate pass stays in cache."""
+        rand = self._draw(xp, a, mode, rng)
+        n = a.size
+        if xp is not np or n <= CHUNK:
+            return self._round_flat(xp, a, mode, rng, rand).astype(out_dtype, copy=False)
+        flat = np.ascontiguousarray(a).reshape(-1)
+        rand = None if rand is None else rand.reshape(-1)
+        out = np.empty(n, dtype=out_dtype)
+        for i in range(0, n, CHUNK):
+            part = slice(i, i + CHUNK)
+            out[part] = self._round_flat(np, flat[part], mode, rng,
+                                         None if rand is None else rand[part])
+        return out.reshape(a.shape)
+
+    def _draw(self, xp, a, mode, rng):
+        """Random numbers consumed by stochastic rounding, one per element (or None)."""
+        return None
 
     def encode(self, x, mode="nearest_even", rng=None):
         """Round ``x`` (see :meth:`round`) and return the unsigned integer codes."""
@@ -148,7 +166,7 @@ class Format(abc.ABC):
         """Elementwise: is the value exactly one of the format's values?
         NaN counts as representable when the format has a NaN."""
         xp, a = as_float_array(x)
-        r = self._round_array(xp, a, Rounding.TOWARD_ZERO, None).astype(a.dtype)
+        r = self._round_flat(xp, a, Rounding.TOWARD_ZERO, None, None).astype(a.dtype)
         same = (r == a) & (xp.signbit(r) == xp.signbit(a))
         if not self.has_negative_zero:
             same &= ~((a == 0) & xp.signbit(a))
@@ -198,7 +216,9 @@ class Format(abc.ABC):
     kind: str = "format"
 
     @abc.abstractmethod
-    def _round_array(self, xp, a, mode: Rounding, rng): ...
+    def _round_flat(self, xp, a, mode: Rounding, rng, rand):
+        """Round ``a`` (float16/32/64) with ``mode``; ``rand`` is this chunk's share
+        of :meth:`_draw`. Returns floats of any dtype that holds the results."""
 
     @abc.abstractmethod
     def _encode_values(self, xp, r): ...

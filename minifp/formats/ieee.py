@@ -29,26 +29,12 @@ from fractions import Fraction
 import numpy as np
 
 from .base import Format
+from .bitround import W32, W64, WorkType, round_pattern
 from .modes import Rounding, random_unit, random_words
 
 SPECIALS = ("ieee", "fn", "fnuz", "finite")
 OVERFLOWS = ("inf", "nan", "saturate")
 
-
-@dataclasses.dataclass(frozen=True)
-class _Work:
-    """A native binary float type used as the working type for pattern rounding."""
-
-    float_dtype: np.dtype
-    uint_dtype: np.dtype
-    mant_bits: int
-    bias: int
-    min_exp: int  # exponent of the smallest normal
-    max_exp: int
-
-
-_W32 = _Work(np.dtype(np.float32), np.dtype(np.uint32), 23, 127, -126, 127)
-_W64 = _Work(np.dtype(np.float64), np.dtype(np.uint64), 52, 1023, -1022, 1023)
 
 _NATIVE = {(5, 10, 15): np.dtype(np.float16), (8, 23, 127): np.dtype(np.float32),
            (11, 52, 1023): np.dtype(np.float64)}
@@ -219,86 +205,92 @@ class FloatFormat(Format):
         return None
 
     # ---- rounding ----------------------------------------------------------
-    def _work_for(self, a_dtype) -> _Work:
+    def _work_for(self, a_dtype) -> WorkType:
         if a_dtype == np.float64:
-            return _W64
+            return W64
         if self.precision <= 24 and self._max_exponent <= 127 and self.emin >= -126:
-            return _W32
-        return _W64
+            return W32
+        return W64
 
-    def _round_array(self, xp, a, mode, rng):
+    def _draw(self, xp, a, mode, rng):
+        if mode is not Rounding.STOCHASTIC:
+            return None
+        return random_words(rng, a.shape, self._work_for(a.dtype).uint_dtype, xp)
+
+    def _round_flat(self, xp, a, mode, rng, words):
         if self._native is not None and mode is Rounding.NEAREST_EVEN:
             # NumPy's casts between its IEEE types are correctly rounded (RNE);
             # overflow to Inf is the intended result, not an error.
             with np.errstate(over="ignore"):
                 return a.astype(self._native)
-        return self._round_bits(xp, a, mode, rng).astype(self.carrier)
+        return self._round_bits(xp, a, mode, rng, words)
 
     @functools.lru_cache(maxsize=None)
-    def _consts(self, work: _Work):
+    def _consts(self, work: WorkType):
         """Bit-pattern constants of this format expressed in ``work``'s encoding."""
         u = work.uint_dtype.type
-        mw = work.mant_bits
-        s0 = mw - self.mbits
-        emin_w = self.emin + work.bias  # biased exponent field of the smallest normal
-        fmax = np.array(self.max, dtype=work.float_dtype).view(work.uint_dtype)
-        minnorm = np.array(self.smallest_normal, dtype=work.float_dtype).view(work.uint_dtype)
         q = 2.0 ** (self.emin - self.mbits)  # quantum of the subnormal range
-        q_bits = np.array(q, dtype=work.float_dtype).view(work.uint_dtype)
-        half_q_bits = np.array(q / 2, dtype=work.float_dtype).view(work.uint_dtype)
         # For p = 1 "even" means an even code, i.e. an even exponent field of the
         # format, which differs from the work type's field by (work.bias - bias).
         parity = (work.bias - self.bias) & 1 if self.mbits == 0 else 0
         return dict(
-            u=u, s0=s0, emin_w=emin_w, max_bits=u(fmax), minnorm_bits=u(minnorm),
-            q=q, q_bits=u(q_bits), half_q_bits=u(half_q_bits), parity=u(parity),
-            sign=u(1 << (8 * work.uint_dtype.itemsize - 1)),
-            abs_mask=u((1 << (8 * work.uint_dtype.itemsize - 1)) - 1),
+            u=u, s0=work.mant_bits - self.mbits, emin_w=self.emin + work.bias,
+            max_bits=work.pattern(self.max), minnorm_bits=work.pattern(self.smallest_normal),
+            q=q, q_bits=work.pattern(q), half_q_bits=work.pattern(q / 2), parity=parity,
+            sign=work.sign_bit, abs_mask=work.abs_mask,
         )
 
-    def _round_bits(self, xp, a, mode, rng):
-        """Round ``a`` on its bit pattern in the work type; return work-type floats."""
+    def _round_bits(self, xp, a, mode, rng, words=None):
+        """Round ``a`` on its bit pattern in the work type; return work-type floats.
+
+        One pass rounds every element at the input's own binade (the sign bit rides
+        along); elements below the smallest normal, and those beyond ``max`` or
+        non-finite, are then redone on their own (they are found with a compare
+        pass and a min/max reduction, and are usually few).
+        """
         work = self._work_for(a.dtype)
         k = self._consts(work)
         u = k["u"]
         a = a.astype(work.float_dtype, copy=False)
         bits = a.view(work.uint_dtype)
-        mag = bits & k["abs_mask"]
-        words = None
-        if mode is Rounding.STOCHASTIC:
+        if mode is Rounding.STOCHASTIC and words is None:
             words = random_words(rng, a.shape, work.uint_dtype, xp)
-
-        # Elements below the smallest normal need a larger, per-element shift.
-        sub_idx = None
-        if k["emin_w"] > 1:
-            sub = (mag - u(1)) < (k["minnorm_bits"] - u(1))  # 0 < |a| < smallest normal
-            if bool(sub.any()):
-                sub_idx = xp.nonzero(sub)
-                sub_mag = mag[sub_idx]
-                sub_neg = bits[sub_idx] >= k["sign"]
-                sub_words = None if words is None else words[sub_idx]
-
         negative = (bits >= k["sign"]) if mode in (Rounding.UP, Rounding.DOWN) else None
         if k["s0"] > 0:
-            _round_mag(xp, mag, u(k["s0"]), mode, negative, words, k["parity"], u, in_place=True)
+            out = round_pattern(xp, bits, u(k["s0"]), mode, negative, words, k["parity"])
+        else:
+            out = bits.copy()
 
-        if sub_idx is not None:
-            mag[sub_idx] = self._round_subnormal(xp, work, k, sub_mag, sub_neg, mode, rng,
-                                                 sub_words)
+        if k["emin_w"] > 1 and a.size:
+            # 0 < |x| < smallest normal: (2|x| - 2) < (2 min_normal - 2), unsigned.
+            twice = bits << u(1)
+            twice -= u(2)
+            sub = twice < (k["minnorm_bits"] << u(1)) - u(2)
+            if bool(sub.any()):
+                idx = xp.nonzero(sub)
+                b = bits[idx]
+                r = self._round_subnormal(xp, work, k, b & k["abs_mask"], b >= k["sign"],
+                                          mode, rng, None if words is None else words[idx])
+                if not self.subnormals:
+                    r = xp.where(r < k["minnorm_bits"], u(0), r)
+                sign = b & k["sign"]
+                if not self.has_negative_zero:
+                    sign = xp.where(r == 0, u(0), sign)
+                out[idx] = r | sign
 
-        # Overflow, Inf and NaN: everything whose rounded magnitude passed max.
-        over = mag > k["max_bits"]
-        bits_out = mag | (bits & k["sign"])
-        out = bits_out.view(work.float_dtype)
-        if bool(over.any()):
-            idx = xp.nonzero(over)
-            out[idx] = self._overflow_values(xp, a[idx], mode)
-        if not self.subnormals:
-            flush = xp.abs(out) < self.smallest_normal
-            out[flush] = 0.0 * xp.sign(out[flush]) if self.has_negative_zero else 0.0
+        if a.size:
+            hi, lo = a.max(), a.min()
+            if not (hi <= self.max and lo >= -self.max):  # also true for NaN
+                over = ~(xp.abs(a) <= self.max)
+                idx = xp.nonzero(over)
+                r = out[idx]
+                x = a[idx]
+                beyond = ((r & k["abs_mask"]) > k["max_bits"]) | ~xp.isfinite(x)
+                special = self._overflow_values(xp, x, mode).view(work.uint_dtype)
+                out[idx] = xp.where(beyond, special, r)
         if not self.has_negative_zero:
-            out[out == 0] = 0.0  # turns -0 into +0
-        return out
+            out[out == k["sign"]] = 0  # -0 becomes +0
+        return out.view(work.float_dtype)
 
     def _round_subnormal(self, xp, work, k, mag, negative, mode, rng, words):
         """Round magnitudes in (0, smallest normal) to multiples of the quantum q."""
@@ -311,10 +303,8 @@ class FloatFormat(Format):
         reg = ~tiny
         if bool(reg.any()):
             s = shift[reg].astype(work.uint_dtype)
-            out[reg] = _round_mag(xp, mag[reg], s, mode,
-                                  None if negative is None else negative[reg],
-                                  None if words is None else words[reg], u(0), u,
-                                  in_place=False)
+            out[reg] = round_pattern(xp, mag[reg], s, mode, negative[reg],
+                                     None if words is None else words[reg])
         if bool(tiny.any()):
             t = mag[tiny]
             neg = negative[tiny]
@@ -359,6 +349,7 @@ class FloatFormat(Format):
             mag = xp.where(inf_in, np.nan, mag)
         mag = xp.where(xp.isnan(x), np.nan, mag)
         return xp.where(neg, -mag, mag).astype(x.dtype)
+
 
     # ---- codes ---------------------------------------------------------------
     def _encode_values(self, xp, r):
@@ -427,40 +418,3 @@ class FloatFormat(Format):
         return v.astype(self.carrier)
 
 
-def _round_mag(xp, mag, s, mode, negative, words, parity, u, in_place):
-    """Round non-negative bit patterns ``mag`` by clearing their low ``s`` bits.
-
-    ``s`` is a scalar or an array (all ``1 <= s <= mantissa bits`` of the work
-    type), so the pattern stays linear in the value and a carry moves correctly
-    into the exponent field. Returns the rounded patterns.
-    """
-    one = u(1)
-    mask = (one << s) - one
-    keep = ~mask
-    out = mag if in_place else mag.copy()
-    if mode is Rounding.NEAREST_EVEN:
-        inc = out >> s
-        inc &= one
-        if parity:
-            inc ^= parity
-        inc += mask >> one  # half - 1 + lsb: ties go to the even neighbour
-        out += inc
-        out &= keep
-    elif mode is Rounding.NEAREST_AWAY:
-        out += (mask >> one) + one
-        out &= keep
-    elif mode is Rounding.TOWARD_ZERO:
-        out &= keep
-    elif mode in (Rounding.UP, Rounding.DOWN):
-        away = ~negative if mode is Rounding.UP else negative
-        out += xp.where(away, mask, u(0))
-        out &= keep
-    elif mode is Rounding.TO_ODD:
-        inexact = (out & mask) != 0
-        out &= keep
-        lsb = ((out >> s) & one) ^ parity
-        out += (inexact & (lsb == 0)).astype(out.dtype) << s
-    else:  # stochastic: add uniform bits below the kept part, then truncate
-        out += words & mask
-        out &= keep
-    return out

@@ -25,6 +25,7 @@ import functools
 import numpy as np
 
 from .base import Format
+from .bitround import W32, W64, round_pattern
 from .modes import Rounding, random_unit
 
 
@@ -124,7 +125,7 @@ class PositFormat(Format):
         return codes, self._decode_arith(np, codes)
 
     # ---- rounding ----------------------------------------------------------------
-    def _codes(self, xp, a, mode, rng):
+    def _codes(self, xp, a, mode, rng, rand=None):
         """Posit codes (uint64) of the values ``a`` rounded with ``mode``."""
         n = self.n
         v = a.astype(np.float64)
@@ -167,7 +168,9 @@ class PositFormat(Format):
             lo = self._decode_positive(xp, c)
             hi = self._decode_positive(xp, xp.minimum(c + one, np.uint64((1 << (n - 1)) - 1)))
             width = xp.where(hi > lo, hi - lo, 1.0)
-            up = (rem != 0) & (random_unit(rng, c.shape, xp) * width < mag - lo)
+            if rand is None:
+                rand = random_unit(rng, c.shape, xp)
+            up = (rem != 0) & (rand * width < mag - lo)
         if up is not None:
             c = c + up.astype(np.uint64)
         c = xp.clip(c, one, np.uint64((1 << (n - 1)) - 1))
@@ -177,8 +180,64 @@ class PositFormat(Format):
         c = xp.where(bad, np.uint64(1 << (n - 1)), c)
         return c
 
-    def _round_array(self, xp, a, mode, rng):
-        return self._decode_codes(xp, self._codes(xp, a, mode, rng))
+    def _draw(self, xp, a, mode, rng):
+        if mode is not Rounding.STOCHASTIC:
+            return None
+        return random_unit(rng, a.shape, xp)
+
+    def _round_flat(self, xp, a, mode, rng, rand):
+        if mode is Rounding.STOCHASTIC:
+            return self._decode_codes(xp, self._codes(xp, a, mode, rng, rand))
+        work = W32 if (a.dtype != np.float64 and self.carrier != np.float64) else W64
+        return self._round_binades(xp, a.astype(work.float_dtype, copy=False), mode, work)
+
+    @functools.lru_cache(maxsize=None)
+    def _binade_shifts(self, work):
+        """For each exponent field of ``work``: how many mantissa bits the posit
+        drops in that binade, or 0 where the binade is irregular (fewer than one
+        fraction bit, at or beyond the posit's range, or zero/subnormal/Inf/NaN)."""
+        n, es = self.n, self.es
+        top = (1 << (8 * work.uint_dtype.itemsize - 1 - work.mant_bits)) - 1
+        table = np.zeros(top + 1, dtype=work.uint_dtype)
+        for ef in range(1, top):
+            e = ef - work.bias
+            if abs(e) >= self.max_scale or e >= work.max_exp:
+                continue
+            k = e >> es
+            rlen = k + 2 if k >= 0 else -k + 1
+            fraction_bits = n - 1 - rlen - es
+            if fraction_bits >= 1:
+                table[ef] = work.mant_bits - fraction_bits
+        return table
+
+    def _round_binades(self, xp, a, mode, work):
+        """Deterministic modes, by rounding the input's bit pattern.
+
+        In a binade where the posit keeps f >= 1 fraction bits, its values are the
+        binary floats with f fraction bits, its codes increase with the pattern,
+        and the code's last bit is the pattern's bit (mantissa bits - f): rounding
+        the posit's bit string is rounding the float's pattern (see bitround). A
+        carry into the next binade lands on a posit value (its exponent bits are
+        all present). Irregular binades go through the bit-string path (_codes).
+        """
+        u = work.uint_dtype.type
+        bits = a.view(work.uint_dtype)
+        table = self._binade_shifts(work)
+        if xp is not np:
+            table = xp.asarray(table)
+        field = (bits >> u(work.mant_bits)) & u(len(table) - 1)
+        shift = xp.take(table, field)
+        negative = bits >= work.sign_bit if mode in (Rounding.UP, Rounding.DOWN) else None
+        out = round_pattern(xp, bits, shift, mode, negative)
+        irregular = shift == 0
+        if bool(irregular.any()):
+            irregular &= (bits << u(1)) != 0  # zeros are already right
+            idx = xp.nonzero(irregular)
+            if idx[0].size:
+                vals = self._decode_codes(xp, self._codes(xp, a[idx], mode, None, None))
+                out[idx] = vals.astype(work.float_dtype).view(work.uint_dtype)
+        out[out == work.sign_bit] = 0  # posits have one zero
+        return out.view(work.float_dtype)
 
     def _encode_values(self, xp, r):
         return self._codes(xp, r, Rounding.TOWARD_ZERO, None).astype(self.code_dtype)

@@ -1,0 +1,377 @@
+"""The ``minifp`` command line.
+
+::
+
+    minifp --version
+    minifp formats [--json]                        every named format, one line each
+    minifp formats show NAME [--json]              all properties (+ every code, <= 8 bits)
+    minifp formats round NAME VALUE... [--mode M] [--seed S]
+
+Values typed on the command line are read exactly (see :mod:`minifp.exactparse`),
+so ``round`` shows the correctly rounded value of the number as written.
+Errors in what the user typed (unknown format, impossible parameters, unknown
+mode, a value that is not a number) print one line ``minifp: error: ...`` on
+stderr and exit with status 2.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from decimal import Decimal
+from fractions import Fraction
+
+import click
+import numpy as np
+
+from . import __version__
+from .exactparse import parse_exact, parse_real, to_float64
+from .formats import MODE_NAMES, Rounding, get_format, named_formats, parse_rounding
+
+SPELLINGS = "eXmY[bB][fn|fnuz|finite][:sat][:ftz] and posit(N,ES)"
+TABLE_MAX_BITS = 8  # `formats show` lists every code up to this width
+
+
+# ---- errors ----------------------------------------------------------------------
+class CLIError(click.ClickException):
+    """A user error: one line on stderr, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(f"minifp: error: {_one_line(self.format_message())}", err=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _MinifpGroup(click.Group):
+    """Top-level group: turns ValueError into CLIError and usage errors into one line."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ValueError as err:
+            raise CLIError(str(err)) from None
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as err:  # bare `minifp`: show the help
+            err.show()
+            sys.exit(err.exit_code)
+        except click.UsageError as err:
+            hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+            click.echo(f"minifp: error: {_one_line(err.format_message())}{hint}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+# ---- number and code formatting -------------------------------------------------
+def exact_str(v: float) -> str:
+    """The exact decimal value of a float: ``repr`` when that is exact, else all digits."""
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    r = repr(v)
+    if Decimal(r) == Decimal(v):
+        return r
+    return format(Decimal(v), "e")  # every digit of the (dyadic, terminating) value
+
+
+def dyadic_str(v: float) -> str:
+    """A finite float as ``M * 2^E`` with M odd (``2^E`` when M = 1, ``M`` when E = 0)."""
+    q = Fraction(float(v))
+    if q == 0:
+        return "0"
+    num, den = abs(q.numerator), q.denominator
+    e = -(den.bit_length() - 1)
+    while num % 2 == 0:
+        num //= 2
+        e += 1
+    sign = "-" if q < 0 else ""
+    if num == 1:
+        return f"{sign}2^{e}"
+    return f"{sign}{num}" if e == 0 else f"{sign}{num} * 2^{e}"
+
+
+def property_str(v: float) -> str:
+    """``repr`` (shortest round-trip decimal), plus the exact ``M * 2^E`` when
+    ``v`` is a power of two or its ``repr`` is not exact."""
+    v = float(v)
+    r = repr(v)
+    if not math.isfinite(v) or v == 0:
+        return r
+    m, _ = math.frexp(abs(v))
+    if m == 0.5 or Decimal(r) != Decimal(v):
+        return f"{r} (= {dyadic_str(v)})"
+    return r
+
+
+def short_num(v: float) -> str:
+    """Compact number for tables: integers up to 10^7 in full, else 4 significant digits."""
+    v = float(v)
+    if math.isfinite(v) and v == int(v) and abs(v) < 1e7:
+        return str(int(v))
+    return f"{v:.4g}"
+
+
+def _layout(fmt) -> tuple[int, ...]:
+    """Bit groups of a code: (sign, exponent, mantissa) for floats, (sign, rest) for posits."""
+    if fmt.kind == "float":
+        m = fmt.precision - 1
+        return (1, fmt.bits - 1 - m, m)
+    return (1, fmt.bits - 1)
+
+
+def code_binary(fmt, code: int) -> str:
+    """``code`` in binary, grouped: ``0.0111.000`` (floats), ``0.1000000`` (posits)."""
+    text = format(int(code), f"0{fmt.bits}b")
+    parts, i = [], 0
+    for width in _layout(fmt):
+        if width:
+            parts.append(text[i:i + width])
+        i += width
+    return ".".join(parts)
+
+
+def code_hex(fmt, code: int) -> str:
+    return f"0x{int(code):0{(fmt.bits + 3) // 4}x}"
+
+
+def code_class(fmt, code: int, value: float) -> str:
+    """zero / subnormal / normal / inf / nan (posits: zero / normal / NaR)."""
+    if math.isnan(value):
+        return "NaR" if fmt.kind == "posit" else "nan"
+    if math.isinf(value):
+        return "inf"
+    if fmt.kind == "float":
+        mbits = fmt.precision - 1
+        exp_field = (int(code) >> mbits) & ((1 << (fmt.bits - 1 - mbits)) - 1)
+        if exp_field == 0 and int(code) & ((1 << mbits) - 1):
+            return "subnormal" if value != 0 else "zero (flushed subnormal)"
+    if value == 0:
+        return "zero"
+    return "normal"
+
+
+def inf_nan_short(fmt) -> str:
+    """The special-value convention in a few words."""
+    if fmt.kind == "posit":
+        return "NaR, no Inf"
+    if fmt.has_inf:
+        return "Inf, NaN (IEEE)" if fmt.has_nan else "Inf, no NaN"
+    if fmt.has_nan:
+        return "NaN, no Inf (fn)" if fmt.has_negative_zero else "NaN=0x80.., no Inf/-0 (fnuz)"
+    return "no Inf/NaN (finite)"
+
+
+def overflow_short(fmt) -> str:
+    """Where finite overflow goes under round-to-nearest."""
+    if fmt.kind == "posit":
+        return "clamp"
+    rule = getattr(fmt, "overflow", None)
+    return {"saturate": "sat", "inf": "Inf", "nan": "NaN"}.get(rule, rule or "?")
+
+
+def _table(headers, rows, right=()):
+    """Plain text table with two blanks between columns; ``right`` = right-aligned columns."""
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(headers)]
+
+    def line(cells):
+        out = [(str(c).rjust(w) if i in right else str(c).ljust(w))
+               for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(headers)] + [line(r) for r in rows])
+
+
+def _description(fmt) -> str:
+    for name, _, note in named_formats():
+        if name == fmt.name:
+            return note
+    return ""
+
+
+def _format_record(name, fmt, note) -> dict:
+    d = dict(fmt.describe())
+    d["name"] = name
+    d["description"] = note
+    d["inf_nan"] = inf_nan_short(fmt)
+    d["overflow"] = overflow_short(fmt)
+    d["code_dtype"] = str(fmt.code_dtype)
+    return d
+
+
+# ---- commands -------------------------------------------------------------------
+@click.group(cls=_MinifpGroup)
+@click.version_option(__version__, "--version", prog_name="minifp",
+                      message="%(prog)s %(version)s")
+def main():
+    """minifp: low-precision numerics with explicit formats, rounding and accumulation."""
+
+
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.pass_context
+def formats(ctx, as_json):
+    """Number formats. Without a subcommand: a table of every named format."""
+    if ctx.invoked_subcommand is not None:
+        return
+    records = [_format_record(n, f, note) for n, f, note in named_formats()]
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    headers = ["name", "bits", "p", "u", "max", "min normal", "min subnormal",
+               "Inf/NaN", "overflow"]
+    rows = [[r["name"], r["bits"], r["precision"], f"2^-{r['precision']}",
+             short_num(r["max"]), short_num(r["smallest_normal"]),
+             short_num(r["smallest_subnormal"]), r["inf_nan"], r["overflow"]]
+            for r in records]
+    click.echo(_table(headers, rows, right={1, 2, 3, 4, 5, 6}))
+    click.echo()
+    click.echo("Spellings: eXmY[bB][fn|fnuz|finite][:sat][:ftz] = X exponent bits, Y mantissa "
+               "bits, bias B, no Inf (fn: NaN = S.1..1.1..1; fnuz: one NaN at 0x80.., no -0; "
+               "finite: no NaN), :sat saturating overflow, :ftz flushed subnormals (e.g. "
+               "e4m3b11fnuz, e5m2:sat); posit(N,ES) or positN_ES = N bits, ES exponent bits. "
+               "p = precision in bits, u = 2^-p. Details and codes: minifp formats show NAME")
+
+
+@formats.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print properties (and codes) as JSON.")
+def show(name, as_json):
+    """All properties of format NAME and, for 8 bits or fewer, every code.
+
+    Codes are shown in hex and in binary, grouped sign.exponent.mantissa for
+    floats (e.g. 0.0111.000) and sign.rest for posits; values are exact.
+    """
+    fmt = get_format(name)
+    props = dict(fmt.describe())
+    props["code_dtype"] = str(fmt.code_dtype)
+    note = _description(fmt)
+    rows = []
+    if fmt.bits <= TABLE_MAX_BITS:
+        codes, values = fmt.code_table()
+        for c, v in zip(codes.tolist(), values.tolist()):
+            rows.append((code_hex(fmt, c), code_binary(fmt, c), exact_str(v),
+                         code_class(fmt, c, v)))
+    if as_json:
+        out = {"description": note, **props}
+        if rows:
+            out["codes"] = [dict(zip(("hex", "binary", "value", "class"), r)) for r in rows]
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(f"{fmt.name}" + (f": {note}" if note else ""))
+    if fmt.kind == "float":
+        _, e, m = _layout(fmt)
+        layout = f"1 sign, {e} exponent, {m} mantissa bits"
+        bias = getattr(fmt, "bias", None)
+        if bias is not None:
+            layout += f"; bias {bias}"
+    else:
+        layout = f"1 sign, then regime, up to {getattr(fmt, 'es', '?')} exponent bits, fraction"
+    props = {k: v for k, v in [*list(props.items())[:3], ("layout", layout),
+                                *list(props.items())[3:]]}
+    width = max(len(k) for k in props)
+    for key, value in props.items():
+        if isinstance(value, float):
+            value = property_str(value)
+        click.echo(f"  {key.ljust(width)}  {value}")
+    if not rows:
+        click.echo(f"\n(2^{fmt.bits} codes: the code table is listed for formats of "
+                   f"{TABLE_MAX_BITS} bits or fewer)")
+        return
+    group = "sign.exponent.mantissa" if fmt.kind == "float" else "sign.rest"
+    click.echo(f"\n{len(rows)} codes (binary grouped {group}; values exact):")
+    click.echo(_table(["code", "binary", "value", "class"], rows, right={2}))
+
+
+@formats.command("round", context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("values", nargs=-1, required=True, metavar="VALUE...")
+@click.option("--mode", default="nearest_even", show_default=True, metavar="MODE",
+              help=f"Rounding mode: {', '.join(MODE_NAMES)} (aliases such as rne, rtz, sr work).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the random generator for --mode stochastic; the same seed "
+                   "gives the same result (reproducible).")
+def round_cmd(name, values, mode, seed):
+    """Round each VALUE to format NAME and show value, code and relative error.
+
+    VALUEs are read exactly: decimals (-0.5, 1e9), fractions (1/3), hex floats
+    (0x1.8p-3), inf, -inf, nan. The result is the correctly rounded value of
+    the number as written (no double rounding through float64), shown as the
+    shortest decimal that reads back as the same float, with its code in
+    binary and hex and the exact relative error |rounded - value| / |value|.
+    Negative values can be given directly or after `--`.
+    """
+    fmt = get_format(name)
+    rmode = parse_rounding(mode)
+    exact = []
+    for text in values:
+        try:
+            exact.append(parse_exact(text)[0])
+        except ValueError:
+            if text.startswith("--"):
+                raise click.NoSuchOption(text.split("=")[0]) from None
+            raise
+    rng = np.random.default_rng(seed)
+    if fmt.precision <= 51:
+        x = np.array([parse_real(t) for t in values], dtype=np.float64)
+        rounded = [float(v) for v in fmt.round(x, rmode, rng).tolist()]
+    else:  # float64 itself: round the exact values directly
+        rounded = []
+        for text, q in zip(values, exact):
+            if isinstance(q, float):
+                rounded.append(float(fmt.round(np.array([q]), rmode, rng)[0]))
+            elif q == 0:
+                rounded.append(parse_real(text))
+            else:
+                rounded.append(to_float64(q, rmode, rng))
+    r_arr = np.array(rounded, dtype=np.float64)
+    encodable = ~np.isnan(r_arr) | fmt.has_nan
+    codes = [None] * len(rounded)
+    if encodable.any():
+        enc = fmt.encode(r_arr[encodable]).tolist()
+        for i, c in zip(np.flatnonzero(encodable).tolist(), enc):
+            codes[i] = int(c)
+    rows = []
+    for text, q, r, c in zip(values, exact, rounded, codes):
+        rows.append([text, repr(r),
+                     code_binary(fmt, c) if c is not None else "(no NaN code)",
+                     code_hex(fmt, c) if c is not None else "-",
+                     _rel_error(q, r)])
+    header = f"{fmt.name}, rounding {rmode.value}"
+    if rmode is Rounding.STOCHASTIC:
+        header += f", seed {seed}"
+    click.echo(header)
+    click.echo(_table(["input", "rounded", "binary", "hex", "rel. error"], rows, right={1, 4}))
+
+
+def _rel_error(q, r: float) -> str:
+    """|r - q| / |q| computed exactly, shown to 4 digits (``-`` when undefined)."""
+    if isinstance(q, float):  # inf or nan as input
+        return "0" if (math.isinf(q) and r == q) else "-"
+    if math.isnan(r) or math.isinf(r):
+        return "inf"
+    if q == 0:
+        return "0" if r == 0 else "inf"
+    err = abs(Fraction(r) - q) / abs(q)
+    return "0" if err == 0 else f"{float(err):.3e}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
