@@ -267,3 +267,31 @@ def same_float(a: float, b: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+def float_decode(fmt, code: int):
+    """Exact value of a FloatFormat code from its bit fields: a Fraction, or a
+    float for the specials (``nan``, ``±inf``); -0 is returned as the float -0.0.
+    (Formats with subnormals only: what a flush-to-zero format makes of a
+    subnormal code is not part of the documented semantics.)"""
+    nbits = 1 + fmt.ebits + fmt.mbits
+    code &= (1 << nbits) - 1
+    negative = code >> (nbits - 1) == 1
+    body = code & ((1 << (nbits - 1)) - 1)
+    ef, mant = body >> fmt.mbits, body & ((1 << fmt.mbits) - 1)
+    kind = fmt.specials_kind
+    if kind == "ieee" and ef == (1 << fmt.ebits) - 1:
+        if mant:
+            return math.nan
+        return -math.inf if negative else math.inf
+    if kind == "fn" and body == (1 << (nbits - 1)) - 1:
+        return math.nan
+    if kind == "fnuz" and code == 1 << (nbits - 1):
+        return math.nan
+    if ef == 0:
+        value = Fraction(mant) * _pow2(fmt.emin - fmt.mbits)
+    else:
+        value = Fraction(mant + (1 << fmt.mbits)) * _pow2(ef - fmt.bias - fmt.mbits)
+    if value == 0:
+        return -0.0 if negative else 0.0
+    return -value if negative else value

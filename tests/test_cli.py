@@ -363,3 +363,37 @@ def test_to_float64_matches_rounding_definition(mode):
     assert to_float64(thr, "nearest_even") == math.inf
     assert to_float64(thr - 1, "nearest_even") == float(np.finfo(np.float64).max)
     assert to_float64(-thr * 2, "toward_zero") == -float(np.finfo(np.float64).max)
+
+
+def test_readme_python_example_runs():
+    """The Python example in README.md shows real output."""
+    import doctest
+    import pathlib
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md not found")
+    block = readme.read_text().split("```python\n")[1].split("```")[0]
+    test = doctest.DocTestParser().get_doctest(block, {}, "README.md", str(readme), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+
+
+def test_readme_cli_outputs_are_current():
+    """The command outputs quoted in README.md are what the commands print now."""
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md not found")
+    text = readme.read_text()
+    quoted = re.findall(r"\$ (minifp formats (?:show e2m1|round [^\n]*))\n(.*?)\n(?=\$|```)",
+                        text, re.S)
+    assert len(quoted) >= 3
+    for cmd, shown in quoted:
+        args = cmd.split()[1:]
+        r = run(*args)
+        assert r.exit_code == 0
+        assert r.output.rstrip("\n") == shown.rstrip("\n"), cmd

@@ -129,6 +129,8 @@ class Format(abc.ABC):
     def _round_driver(self, xp, a, mode, rng, out_dtype):
         """Draw the per-element random numbers, then round NumPy data in chunks
         of ``CHUNK`` elements so every intermediate pass stays in cache."""
+        if a.ndim == 0:
+            return self._round_driver(xp, a.reshape(1), mode, rng, out_dtype).reshape(())
         rand = self._draw(xp, a, mode, rng)
         n = a.size
         if xp is not np or n <= CHUNK:
@@ -166,7 +168,7 @@ class Format(abc.ABC):
         """Elementwise: is the value exactly one of the format's values?
         NaN counts as representable when the format has a NaN."""
         xp, a = as_float_array(x)
-        r = self._round_flat(xp, a, Rounding.TOWARD_ZERO, None, None).astype(a.dtype)
+        r = self._round_driver(xp, a, Rounding.TOWARD_ZERO, None, a.dtype)
         same = (r == a) & (xp.signbit(r) == xp.signbit(a))
         if not self.has_negative_zero:
             same &= ~((a == 0) & xp.signbit(a))

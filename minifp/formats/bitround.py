@@ -57,7 +57,8 @@ def round_pattern(xp, pat, s, mode, negative=None, words=None, parity=0, in_plac
     by ``stochastic`` (its low ``s`` bits are added before truncation, so the
     probability of rounding away is exactly (dropped bits) / 2**s). ``parity``:
     1 when the parity of bit ``s`` is the opposite of the code's parity (only for
-    formats with p = 1). Returns the rounded patterns.
+    formats with p = 1, or where bit ``s`` is an exponent bit); a scalar or an
+    array of the pattern dtype. Returns the rounded patterns.
     """
     u = pat.dtype.type
     one = u(1)
@@ -67,8 +68,8 @@ def round_pattern(xp, pat, s, mode, negative=None, words=None, parity=0, in_plac
     if mode is Rounding.NEAREST_EVEN:
         inc = out >> s
         inc &= one
-        if parity:
-            inc ^= u(parity)
+        if _nonzero(parity):
+            inc ^= _as_pattern(parity, u)
         inc += mask >> one  # (half - 1) + lsb: a tie goes up only from an odd code
         out += inc
         out &= keep
@@ -84,9 +85,17 @@ def round_pattern(xp, pat, s, mode, negative=None, words=None, parity=0, in_plac
     elif mode is Rounding.TO_ODD:
         inexact = (out & mask) != 0
         out &= keep
-        even = ((out >> s) & one) == u(parity)
+        even = ((out >> s) & one) == _as_pattern(parity, u)
         out += (inexact & even).astype(out.dtype) << s
     else:  # stochastic
         out += words & mask
         out &= keep
     return out
+
+
+def _nonzero(parity) -> bool:
+    return not isinstance(parity, int) or parity != 0
+
+
+def _as_pattern(parity, u):
+    return u(parity) if isinstance(parity, int) else parity

@@ -256,12 +256,16 @@ class FloatFormat(Format):
         if mode is Rounding.STOCHASTIC and words is None:
             words = random_words(rng, a.shape, work.uint_dtype, xp)
         negative = (bits >= k["sign"]) if mode in (Rounding.UP, Rounding.DOWN) else None
-        if k["s0"] > 0:
+        by_addition = (mode is Rounding.NEAREST_EVEN and self.mbits >= 1 and k["s0"] > 0
+                       and k["emin_w"] > 1)  # only pays off when subnormals need care
+        if by_addition:
+            out = self._nearest_even_by_addition(xp, work, k, a, bits)
+        elif k["s0"] > 0:
             out = round_pattern(xp, bits, u(k["s0"]), mode, negative, words, k["parity"])
         else:
             out = bits.copy()
 
-        if k["emin_w"] > 1 and a.size:
+        if k["emin_w"] > 1 and a.size and not by_addition:
             # 0 < |x| < smallest normal: (2|x| - 2) < (2 min_normal - 2), unsigned.
             twice = bits << u(1)
             twice -= u(2)
@@ -271,8 +275,6 @@ class FloatFormat(Format):
                 b = bits[idx]
                 r = self._round_subnormal(xp, work, k, b & k["abs_mask"], b >= k["sign"],
                                           mode, rng, None if words is None else words[idx])
-                if not self.subnormals:
-                    r = xp.where(r < k["minnorm_bits"], u(0), r)
                 sign = b & k["sign"]
                 if not self.has_negative_zero:
                     sign = xp.where(r == 0, u(0), sign)
@@ -288,9 +290,37 @@ class FloatFormat(Format):
                 beyond = ((r & k["abs_mask"]) > k["max_bits"]) | ~xp.isfinite(x)
                 special = self._overflow_values(xp, x, mode).view(work.uint_dtype)
                 out[idx] = xp.where(beyond, special, r)
+        if not self.subnormals:  # flush results below the smallest normal to zero
+            out[(out & k["abs_mask"]) < k["minnorm_bits"]] &= k["sign"]
         if not self.has_negative_zero:
             out[out == k["sign"]] = 0  # -0 becomes +0
         return out.view(work.float_dtype)
+
+    def _nearest_even_by_addition(self, xp, work, k, a, bits):
+        """roundTiesToEven of every element by two hardware additions.
+
+        With c = sign(x) * 2**(max(e, emin) + M - m), where 2**e <= |x| < 2**(e+1),
+        M = work mantissa bits and m = format mantissa bits, the sum x + c lies in
+        c's binade, whose spacing is the format's quantum at x (2**(e-m), or the
+        subnormal quantum 2**(emin-m)); the hardware rounds it to nearest-even, and
+        since c is an even multiple of that quantum the tie goes to the even code
+        (m >= 1). (x + c) - c is then exact. The sign is OR-ed back so zeros keep
+        it. Values beyond max get garbage here and are redone by the caller.
+        """
+        u = k["u"]
+        sign = bits & k["sign"]
+        c = bits & u(((1 << (8 * work.uint_dtype.itemsize - 1 - work.mant_bits)) - 1)
+                     << work.mant_bits)
+        xp.maximum(c, k["minnorm_bits"], out=c)
+        c += u(k["s0"]) << u(work.mant_bits)
+        c |= sign
+        cf = c.view(work.float_dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # only beyond max
+            y = a + cf
+            y -= cf
+        out = y.view(work.uint_dtype)
+        out |= sign
+        return out
 
     def _round_subnormal(self, xp, work, k, mag, negative, mode, rng, words):
         """Round magnitudes in (0, smallest normal) to multiples of the quantum q."""
@@ -303,8 +333,12 @@ class FloatFormat(Format):
         reg = ~tiny
         if bool(reg.any()):
             s = shift[reg].astype(work.uint_dtype)
+            # Where s is the whole mantissa (q <= |x| < 2q), bit s is the exponent
+            # field's last bit, while the code (1 before rounding) is odd.
+            parity = u((((k["emin_w"] - self.mbits) & 1) ^ 1) if self.mbits else 0)
+            parity = xp.where(s == u(mw), parity, u(0))
             out[reg] = round_pattern(xp, mag[reg], s, mode, negative[reg],
-                                     None if words is None else words[reg])
+                                     None if words is None else words[reg], parity)
         if bool(tiny.any()):
             t = mag[tiny]
             neg = negative[tiny]
@@ -365,10 +399,12 @@ class FloatFormat(Format):
         # normal numbers of the format
         ef = e_field - 1023 + self.bias
         normal_code = (xp.maximum(ef, 0).astype(np.uint64) << np.uint64(m)) | (frac >> np.uint64(52 - m))
-        # subnormals of the format: the value is mant * 2**(emin - m)
-        shift = (52 - m) + (self.emin - (e_field - 1023))
+        # subnormals of the format: the value is mant * 2**(emin - m); float64
+        # subnormals (e_field 0) have no hidden bit and the exponent of field 1.
+        sig = xp.where(e_field == 0, frac, frac | np.uint64(1 << 52))
+        shift = (52 - m) + (self.emin - (xp.maximum(e_field, 1) - 1023))
         shift = xp.clip(shift, 0, 63).astype(np.uint64)
-        sub_code = (frac | np.uint64(1 << 52)) >> shift
+        sub_code = sig >> shift
         code = xp.where(ef >= 1, normal_code, sub_code)
         code = xp.where(v == 0, np.uint64(0), code)
         sign_bit = np.uint64(1 << (self.bits - 1))
@@ -405,7 +441,8 @@ class FloatFormat(Format):
         hidden = np.float64(1 << m)
         exp = xp.where(ef == 0, self.emin - m, ef - self.bias - m)
         sig = xp.where(ef == 0, mant if self.subnormals else 0.0 * mant, mant + hidden)
-        v = xp.ldexp(sig, exp.astype(np.int32))
+        with np.errstate(over="ignore"):  # Inf/NaN codes, replaced below
+            v = xp.ldexp(sig, exp.astype(np.int32))
         mag_code = c & np.uint64((1 << (self.bits - 1)) - 1)
         if self.specials_kind == "ieee":
             top = ef == (1 << self.ebits) - 1
