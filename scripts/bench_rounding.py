@@ -9,9 +9,11 @@ timing is the best of ``--repeat`` runs after one warm-up run
   output is float32 like minifp's ``dtype=np.float32`` variant). minifp is
   timed twice: ``fmt.round(x)`` (output in the format's carrier dtype, e.g.
   float16 for FP8) and ``fmt.round(x, dtype=np.float32)``.
-* gfloat: ``gfloat.round_ndarray`` on the first ``--n-gfloat`` (10^5) elements;
-  its rate per element is extrapolated to n (it is vectorised, so the rate
-  barely depends on n). Formats gfloat has: float16, bfloat16, OCP E4M3/E5M2,
+* gfloat: ``gfloat.round_ndarray`` on the first ``--n-gfloat`` (default: all
+  10^7) elements, best of ``--repeat-gfloat`` (1) runs after a warm-up, next to
+  minifp on the same slice. Its rate depends on the size (it makes dozens of
+  float64/int64 passes: in-cache slices run several times faster per element
+  than 10^7). Formats gfloat has: float16, bfloat16, OCP E4M3/E5M2,
   MX E2M1/E2M3/E3M2 (the MX ones with sat=True, like minifp's defaults).
   For scale, one informational row (gfloat*) times gfloat's scalar
   ``round_float`` in a Python loop on the SoftPosit slice, for E4M3.
@@ -118,13 +120,16 @@ def run(args) -> dict:
            ("e2m1", gff.format_info_ocp_e2m1, True)]
     for name, fi, sat in gfl:
         fmt = get_format(name)
-        t_peer = best_time(lambda: gfloat.round_ndarray(fi, xs, sat=sat), args.repeat)
+        t_peer = best_time(lambda: gfloat.round_ndarray(fi, xs, sat=sat), args.repeat_gfloat)
         ref = gfloat.round_ndarray(fi, xs, sat=sat)
         a = agree(fmt.round(xs), ref)
-        if name not in minifp_rate:
-            minifp_rate[name] = melem(n, best_time(lambda: fmt.round(x), args.repeat))
-        add(name, f"carrier {fmt.carrier}", "gfloat", minifp_rate[name], melem(ng, t_peer), a,
-            100.0, note=f"gfloat on {ng} elements, per element")
+        t_carrier = best_time(lambda: fmt.round(xs), args.repeat)
+        t_f32 = best_time(lambda: fmt.round(xs, dtype=np.float32), args.repeat)
+        note = f"gfloat on {ng} elements"
+        add(name, f"carrier {fmt.carrier}", "gfloat", melem(ng, t_carrier), melem(ng, t_peer),
+            a, 100.0, note=note)
+        add(name, "dtype=float32", "gfloat", melem(ng, t_f32), melem(ng, t_peer), a, 100.0,
+            note=note)
 
     # gfloat's scalar API, for scale (informational: no target)
     fmt = get_format("e4m3")
@@ -185,10 +190,10 @@ def print_report(res: dict):
         print(f"{r['format']:<16}{r['variant']:<18}{r['peer']:<11}{r['minifp_melem_s']:>15.1f}"
               f"{r['peer_melem_s']:>14.3f}{r['ratio']:>9.2f}x{target:>8}{'':>2}"
               f"{r['verdict']:<7}{r['agree']:>8.4f}")
-    print(f"gfloat rates: round_ndarray on the first {res['n_gfloat']:,} elements, "
-          f"extrapolated per element (gfloat*: its scalar round_float in a Python loop on the "
+    print(f"gfloat rates: round_ndarray on the first {res['n_gfloat']:,} elements, minifp "
+          f"timed on the same slice (gfloat*: its scalar round_float in a Python loop on the "
           f"first {res['n_softposit']:,}); SoftPosit rates: Python loop over softposit.positN(float(v)) "
-          f"on the first {res['n_softposit']:,} elements, per element. minifp rates: all "
+          f"on the first {res['n_softposit']:,} elements, per element. Other minifp rates: all "
           f"{res['n']:,} elements.")
     print()
     print("minifp, every rounding mode (output in the carrier; stochastic includes drawing "
@@ -204,7 +209,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10_000_000, help="number of inputs (10^7)")
     ap.add_argument("--repeat", type=int, default=5, help="best of this many runs (5)")
-    ap.add_argument("--n-gfloat", type=int, default=100_000,
+    ap.add_argument("--repeat-gfloat", type=int, default=1,
+                    help="best of this many gfloat runs (1: it takes seconds at 10^7)")
+    ap.add_argument("--n-gfloat", type=int, default=10_000_000,
                     help="elements given to gfloat (10^5)")
     ap.add_argument("--n-softposit", type=int, default=20_000,
                     help="elements given to SoftPosit's Python loop (2*10^4)")

@@ -232,7 +232,7 @@ def test_round_relative_error_is_exact():
 # ---- errors ----------------------------------------------------------------------
 @pytest.mark.parametrize("args, needle", [
     (["formats", "show", "float17"], "float17"),
-    (["formats", "show", "e9m3"], "exponent bits"),
+    (["formats", "show", "e12m3"], "exponent bits"),
     (["formats", "show", "posit(40,2)"], "posit width"),
     (["formats", "show", "e4m3:foo"], "modifier"),
     (["formats", "round", "e4m3", "1", "--mode", "bogus"], "rounding mode"),

@@ -60,7 +60,7 @@ _register(PositFormat(16, 2, name="posit16"), "posit(16,2), 2022 standard")
 _register(PositFormat(32, 2, name="posit32"), "posit(32,2), 2022 standard")
 _register(PositFormat(8, 0, name="posit8_0"), "posit(8,0), SoftPosit / pre-2022")
 _register(PositFormat(16, 1, name="posit16_1"), "posit(16,1), SoftPosit / pre-2022")
-_register(PositFormat(32, 2, name="posit32_2"), "posit(32,2), SoftPosit / pre-2022")
+_register(PositFormat(32, 2, name="posit32_2"), "posit(32,2), SoftPosit's posit32 = posit32")
 
 _FLOAT_RE = re.compile(r"^e(\d+)m(\d+)(?:b(-?\d+))?(ieee|fnuz|fn|finite)?$")
 _POSIT_RE = re.compile(r"^posit(?:\((\d+),(\d+)\)|(\d+)(?:_(\d+))?)$")
@@ -95,10 +95,10 @@ def _parse_base(base: str, original: str) -> Format:
     m = _FLOAT_RE.match(base)
     if m:
         e, mb = int(m.group(1)), int(m.group(2))
-        if not 1 <= e <= 8:
-            raise ValueError(f"{original!r}: exponent bits must be from 1 to 8 in eXmY")
-        if not 0 <= mb <= 23:
-            raise ValueError(f"{original!r}: mantissa bits must be from 0 to 23 in eXmY")
+        if not 1 <= e <= 11:
+            raise ValueError(f"{original!r}: exponent bits must be from 1 to 11 in eXmY")
+        if not 0 <= mb <= 52:
+            raise ValueError(f"{original!r}: mantissa bits must be from 0 to 52 in eXmY")
         bias = None if m.group(3) is None else int(m.group(3))
         specials = m.group(4) or ("fnuz" if bias is not None else "ieee")
         try:
