@@ -9,7 +9,7 @@ import pytest
 import softposit as sp
 
 from exact_reference import float_decode, posit_decode, posit_values
-from minifp.formats import FloatFormat, PositFormat, Rounding, get_format, named_formats
+from minifp.formats import PositFormat, Rounding, get_format, named_formats
 
 MODES = [m.value for m in Rounding]
 DETERMINISTIC = [m for m in MODES if m != "stochastic"]
@@ -109,7 +109,7 @@ def test_values_are_ordered_by_code(name):
         assert np.all(np.diff(pos) > 0)
         neg = vals[half:]
         neg = neg[~np.isnan(neg)]
-        assert np.all(np.diff(neg) < 0) if fmt.has_negative_zero else np.all(np.diff(neg) < 0)
+        assert np.all(np.diff(neg) < 0)
 
 
 @pytest.mark.parametrize("name", SMALL_FORMATS)
@@ -347,3 +347,63 @@ def test_posit_value_list_is_complete(n, es):
     assert np.array_equal(finite, np.array([float(v) for v in posit_values(n, es)]))
     assert finite[-1] == fmt.max == 2.0 ** ((n - 2) << es)
     assert finite[finite > 0][0] == fmt.smallest_normal == 2.0 ** -((n - 2) << es)
+
+
+# ------------------------------------------- the input dtype does not change the result
+@pytest.mark.parametrize("name", ["e4m3", "e5m2", "e4m3fnuz", "e2m1", "e3m4", "bfloat16",
+                                  "e5m2:ftz", "e4m3:sat", "tf32", "posit8", "posit16_1"])
+def test_every_float16_rounds_the_same_from_any_input_dtype(name):
+    """float16, float32 and float64 copies of all 65536 float16 values round
+    alike in every mode; float16 and float32 inputs even draw the same random
+    words (one uint32 per element), so stochastic results agree too."""
+    fmt = get_format(name)
+    x16 = all_float16()
+    with np.errstate(invalid="ignore"):        # signalling NaNs among the float16 patterns
+        x32, x64 = x16.astype(np.float32), x16.astype(np.float64)
+    for mode in MODES:
+        with np.errstate(invalid="ignore"):
+            r16 = fmt.round(x16, mode, np.random.default_rng(21))
+            r32 = fmt.round(x32, mode, np.random.default_rng(21))
+            r64 = fmt.round(x64, mode, np.random.default_rng(21))
+        assert_same_values(r16, r32, x16, f"{name} {mode}: float16 vs float32 input")
+        if mode != "stochastic":
+            assert_same_values(r16, r64, x16, f"{name} {mode}: float16 vs float64 input")
+
+
+# --------------------------------------- large arrays (rounded in blocks) = small ones
+@pytest.mark.parametrize("name", ["e4m3", "bfloat16", "float16", "e2m1:ftz", "posit16",
+                                  "posit32"])
+def test_large_arrays_round_like_their_pieces(name):
+    fmt = get_format(name)
+    x = dense_random(np.float32, 50_000, 77)
+    x = x[~np.isnan(x)]
+    x = x[: x.size // 10 * 10].reshape(-1, 10)[:, ::-1]    # 2-D, not contiguous
+    for mode in MODES:
+        whole = fmt.round(x, mode, np.random.default_rng(5))
+        assert whole.shape == x.shape
+        if mode == "stochastic":
+            again = fmt.round(np.ascontiguousarray(x), mode, np.random.default_rng(5))
+            assert_same_values(whole, again, x, f"{name} stochastic, contiguous copy")
+            continue
+        flat = x.ravel()
+        pieces = np.concatenate([fmt.round(flat[i:i + 999], mode)
+                                 for i in range(0, flat.size, 999)])
+        assert_same_values(whole.ravel(), pieces, flat, f"{name} {mode}")
+
+
+@pytest.mark.parametrize("name", ["e4m3", "float16", "bfloat16", "float32", "float64", "posit8",
+                                  "posit32"])
+def test_any_real_input_kind_gives_carrier_arrays_of_the_same_shape(name):
+    fmt = get_format(name)
+    kinds = [3, 1.1, np.float32(1.1), np.array(1.1), [1, 2, 3], np.arange(5),
+             np.array([True, False]), np.array([], dtype=np.float32), np.zeros((2, 0, 3)),
+             np.array([[1.5, 2.5]], dtype=np.float16), np.arange(6, dtype=np.int8).reshape(2, 3)]
+    for x in kinds:
+        for mode in MODES:
+            r = fmt.round(x, mode, np.random.default_rng(0))
+            assert r.dtype == fmt.carrier and r.shape == np.shape(x), (name, x, mode)
+            # non-float inputs are converted to float64 first
+            xf = np.asarray(x)
+            xf = xf if xf.dtype.kind == "f" else xf.astype(np.float64)
+            assert_same_values(r, fmt.round(xf, mode, np.random.default_rng(0)), xf, name)
+    assert fmt.encode(3).shape == () and float(fmt.decode(fmt.encode(3))) == 3.0

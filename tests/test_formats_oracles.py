@@ -53,8 +53,17 @@ def float32_inputs_for(fmt, seed, n_random=3000, with_nan=True):
     neighbours and one float32 ulp either side, the overflow edge, the
     subnormal range, tiny values, signed zeros, Inf, NaN and random values."""
     rng = np.random.default_rng(seed)
-    vals = finite_values(fmt)
-    mids = ((vals[1:] + vals[:-1]) / 2).astype(np.float32)
+    if fmt.bits <= 16:
+        vals = finite_values(fmt)
+        lo, hi = vals[:-1], vals[1:]
+    else:                                   # neighbouring codes, sampled
+        codes = rng.integers(0, fmt.max_code_magnitude, size=4000).astype(np.uint64)
+        lo = fmt.decode(codes.astype(fmt.code_dtype)).astype(np.float64)
+        hi = fmt.decode((codes + np.uint64(1)).astype(fmt.code_dtype)).astype(np.float64)
+        vals = np.concatenate([lo, -lo])
+    with np.errstate(over="ignore"):
+        mids = ((lo + hi) / 2).astype(np.float32)
+        vals = vals.astype(np.float32)
     inf = np.float32(np.inf)
     fmax = fmt.max
     top_ulp = 2.0 ** (math.floor(math.log2(fmax)) - fmt.mbits)
@@ -69,7 +78,8 @@ def float32_inputs_for(fmt, seed, n_random=3000, with_nan=True):
     sub = (rng.uniform(0, fmt.smallest_normal, 500)).astype(np.float32)
     patterns = rng.integers(0, 1 << 32, size=n_random, dtype=np.uint64).astype(np.uint32)
     patterns = patterns.view(np.float32)
-    x = np.concatenate([vals.astype(np.float32), mids, np.nextafter(mids, inf),
+    patterns = patterns[~np.isnan(patterns)]     # (signalling NaN payloads: one plain NaN below)
+    x = np.concatenate([vals, mids, np.nextafter(mids, inf),
                         np.nextafter(mids, -inf), edges, rand, sub, [inf]])
     x = np.concatenate([x, -x, patterns])
     assert x.dtype == np.float32
@@ -111,7 +121,7 @@ def test_properties_match_ml_dtypes_finfo(name, mdtype):
 @pytest.mark.parametrize("name,mdtype", ML_DTYPES, ids=[n for n, _ in ML_DTYPES])
 def test_round_nearest_even_matches_ml_dtypes(name, mdtype):
     fmt = get_format(name)
-    x = float32_inputs_for(fmt, seed=hash(name) % 1000, with_nan=name not in NAN_IS_ARBITRARY)
+    x = float32_inputs_for(fmt, seed=sum(map(ord, name)), with_nan=name not in NAN_IS_ARBITRARY)
     with np.errstate(over="ignore", invalid="ignore"):
         want = x.astype(mdtype).astype(np.float32)
     assert_same_values(fmt.round(x), want, x, f"{name} from float32")
@@ -237,7 +247,9 @@ def _stochastic_expectation(fmt, fi, x, seed, sat):
     below the smallest subnormal q then take rng.random(count), in order, and go
     to q iff u < |x| / q."""
     rng = np.random.default_rng(seed)
-    if x.dtype == np.float32:
+    within_float32 = (fmt.precision <= 24 and fmt.emin >= -126
+                      and math.floor(math.log2(fmt.max)) <= 127)
+    if x.dtype in (np.float16, np.float32) and within_float32:
         word_dtype, width, mw, min_exp = np.uint32, 32, 23, -126
     else:
         word_dtype, width, mw, min_exp = np.uint64, 64, 52, -1022
@@ -271,7 +283,8 @@ def _stochastic_expectation(fmt, fi, x, seed, sat):
     return want
 
 
-STOCHASTIC_FORMATS = [f for f in GFLOAT_FORMATS if f[0] not in ("e5m0", "e4m0fn")]
+STOCHASTIC_FORMATS = ([f for f in GFLOAT_FORMATS if f[0] not in ("e5m0", "e4m0fn")]
+                      + [("e8m3", None), ("e9m3", None), ("e4m30", None), ("e6m20", None)])
 
 
 @pytest.mark.parametrize("sat", [False, True])
@@ -290,6 +303,24 @@ def test_stochastic_matches_gfloat_with_the_same_random_bits(name, info, sat):
         want = _stochastic_expectation(fmt, fi, x, seed, sat)
         got = fmt.round(x, "stochastic", np.random.default_rng(seed))
         assert_same_values(got, want, x, f"{fmt.name} stochastic sat={sat} from {x.dtype}")
+
+
+@pytest.mark.parametrize("name", ["e4m3", "bfloat16", "e5m2fnuz"])
+def test_stochastic_on_large_arrays_uses_one_stream(name):
+    """Arrays larger than the rounding block size draw all words first, then the
+    second draws for elements below the smallest subnormal, in element order."""
+    fmt = get_format(name)
+    fi = gfloat_info(fmt)
+    rng = np.random.default_rng(64)
+    n = 150_000
+    q = fmt.smallest_subnormal
+    x = np.exp2(rng.uniform(math.log2(q) - 3, math.log2(fmt.max), n)) * rng.choice([-1, 1], n)
+    x = x.astype(np.float32)
+    assert (np.abs(x) < q).sum() > 1000
+    for xx, seed in ((x, 5), (x.astype(np.float64), 6), (x.reshape(300, 500), 7)):
+        want = _stochastic_expectation(fmt, fi, xx.ravel(), seed, sat=False).reshape(xx.shape)
+        got = fmt.round(xx, "stochastic", np.random.default_rng(seed))
+        assert_same_values(got, want, xx, f"{name} stochastic, {xx.shape} {xx.dtype}")
 
 
 def test_stochastic_uses_uint32_words_for_float32_and_uint64_for_float64():
@@ -381,7 +412,7 @@ REFERENCE_FORMATS = [
     "e4m3:ftz", "e5m2:ftz", "e2m1:ftz", "e5m2fnuz:ftz", "e5m2:ftz:sat", "e3m4:ftz",
     "float16:ftz", "bfloat16:ftz", "float32:ftz", "float32", "float64:ftz",
     "e5m0", "e4m0fn", "e3m0fnuz", "e2m0finite", "e1m2fnuz", "e1m0finite", "e3m2b2fn",
-    "e4m3b4", "e5m7b20fn",
+    "e4m3b4", "e5m7b20fn", "e9m3", "e4m30", "e11m52:ftz",
     "posit8", "posit16", "posit32", "posit8_0", "posit16_1",
     "posit(2,0)", "posit(3,1)", "posit(4,0)", "posit(5,1)", "posit(6,3)", "posit(7,4)",
     "posit(10,1)", "posit(12,2)", "posit(20,3)", "posit(24,0)", "posit(31,4)", "posit(32,0)",
@@ -395,7 +426,7 @@ def _code_value(fmt, code):
     return float(fmt.decode(np.array([code], dtype=np.uint64).astype(fmt.code_dtype))[0])
 
 
-def reference_inputs(fmt, rng, n_codes=40, n_random=120):
+def reference_inputs(fmt, rng, n_codes=32, n_random=100):
     """float64 inputs probing ``fmt``: values at and around (midpoints, geometric
     means, one ulp either side) randomly chosen neighbouring codes, all of them
     for formats of up to 6 bits; edges of the range, specials, random values."""
@@ -526,6 +557,10 @@ HAND_CASES = [
     ("posit8", "up", -1e-30, -(2.0 ** -24)),
     ("posit8", "nearest_even", 1e30, 2.0 ** 24),     # never overflows
     ("posit8", "up", 1e30, 2.0 ** 24),
+    ("posit8", "toward_zero", 1e-30, 2.0 ** -24),
+    ("posit8", "toward_zero", -1e-30, -(2.0 ** -24)),
+    ("posit8", "to_odd", 1e-30, 2.0 ** -24),
+    ("posit16", "down", -1e30, -(2.0 ** 56)),
     ("posit8", "nearest_even", math.inf, math.nan),  # NaR
     ("posit8", "nearest_even", -0.0, 0.0),
 ]
