@@ -43,6 +43,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import numpy as np
+
 MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "to_odd")
 
 _MIRROR = {"up": "down", "down": "up"}
@@ -295,3 +297,31 @@ def float_decode(fmt, code: int):
     if value == 0:
         return -0.0 if negative else 0.0
     return -value if negative else value
+
+
+def assert_same_values(got, want, inputs=None, what=""):
+    """Bitwise-equal floats (as float64), NaN == NaN whatever its payload/sign, -0 != +0."""
+    with np.errstate(invalid="ignore"):      # signalling NaN payloads
+        got = np.asarray(got, dtype=np.float64).ravel()
+        want = np.asarray(want, dtype=np.float64).ravel()
+    assert got.shape == want.shape
+    both_nan = np.isnan(got) & np.isnan(want)
+    same = (got.view(np.uint64) == want.view(np.uint64)) | both_nan
+    if not same.all():
+        idx = np.flatnonzero(~same)[:8]
+        shown = [(None if inputs is None else np.asarray(inputs).ravel()[i].item(),
+                  got[i].item(), want[i].item()) for i in idx]
+        raise AssertionError(f"{what}: {(~same).sum()} mismatches (input, got, want): {shown}")
+
+
+def softposit_code(n, es, value):
+    """SoftPosit's code for ``value`` in posit(n, es) (the formats SoftPosit has)."""
+    import softposit as sp
+    if (n, es) == (8, 0):
+        return sp.posit8(value).v.v
+    if (n, es) == (16, 1):
+        return sp.posit16(value).v.v
+    if (n, es) == (32, 2):
+        return sp.posit32(value).v.v
+    assert es == 2
+    return sp.posit_2(value, n).v.v >> (32 - n)     # posit_2 stores the code left-aligned

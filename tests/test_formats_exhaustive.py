@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import softposit as sp
 
-from exact_reference import float_decode, posit_decode, posit_values
+from exact_reference import (assert_same_values, float_decode, posit_decode, posit_values,
+                             softposit_code)
 from minifp.formats import PositFormat, Rounding, get_format, named_formats
 
 MODES = [m.value for m in Rounding]
@@ -24,21 +25,6 @@ SMALL_FORMATS = ([name for name, fmt, _ in named_formats() if fmt.bits <= 8]
 
 def codes_of(fmt):
     return np.arange(1 << fmt.bits, dtype=np.uint64).astype(fmt.code_dtype)
-
-
-def assert_same_values(got, want, inputs=None, what=""):
-    """Bitwise-equal floats (as float64), NaN == NaN whatever its payload/sign, -0 != +0."""
-    with np.errstate(invalid="ignore"):      # signalling NaN payloads
-        got = np.asarray(got, dtype=np.float64).ravel()
-        want = np.asarray(want, dtype=np.float64).ravel()
-    assert got.shape == want.shape
-    both_nan = np.isnan(got) & np.isnan(want)
-    same = (got.view(np.uint64) == want.view(np.uint64)) | both_nan
-    if not same.all():
-        idx = np.flatnonzero(~same)[:8]
-        shown = [(None if inputs is None else np.asarray(inputs).ravel()[i].item(),
-                  got[i].item(), want[i].item()) for i in idx]
-        raise AssertionError(f"{what}: {(~same).sum()} mismatches (input, got, want): {shown}")
 
 
 def test_small_format_list_covers_registry():
@@ -258,17 +244,6 @@ def softposit_value(n, es, code):
         assert es == 2
         p = sp.posit_2(x=n, bits=code)        # stored left-aligned in 32 bits
     return math.nan if p.isNaR() else float(p)
-
-
-def softposit_code(n, es, value):
-    if (n, es) == (8, 0):
-        return sp.posit8(value).v.v
-    if (n, es) == (16, 1):
-        return sp.posit16(value).v.v
-    if (n, es) == (32, 2):
-        return sp.posit32(value).v.v
-    assert es == 2
-    return sp.posit_2(value, n).v.v >> (32 - n)
 
 
 POSIT_STANDARDS = [("posit8_0", 8, 0), ("posit8", 8, 2), ("posit16_1", 16, 1),

@@ -20,25 +20,11 @@ from gfloat import Domain, FormatInfo, RoundMode, Signedness, round_ndarray
 from gfloat import formats as gf
 
 from exact_reference import MODES as REF_MODES
-from exact_reference import posit_decode, reference_round, same_float
+from exact_reference import (assert_same_values, posit_decode, reference_round, same_float,
+                             softposit_code)
 from minifp.formats import FloatFormat, PositFormat, get_format
 
 MAX_F32 = float(np.finfo(np.float32).max)
-
-
-def assert_same_values(got, want, inputs=None, what=""):
-    """Bitwise-equal floats (as float64), NaN == NaN whatever its payload/sign, -0 != +0."""
-    with np.errstate(invalid="ignore"):      # signalling NaN payloads
-        got = np.asarray(got, dtype=np.float64).ravel()
-        want = np.asarray(want, dtype=np.float64).ravel()
-    assert got.shape == want.shape
-    both_nan = np.isnan(got) & np.isnan(want)
-    same = (got.view(np.uint64) == want.view(np.uint64)) | both_nan
-    if not same.all():
-        idx = np.flatnonzero(~same)[:8]
-        shown = [(None if inputs is None else np.asarray(inputs).ravel()[i].item(),
-                  got[i].item(), want[i].item()) for i in idx]
-        raise AssertionError(f"{what}: {(~same).sum()} mismatches (input, got, want): {shown}")
 
 
 def finite_values(fmt):
@@ -339,17 +325,6 @@ def test_stochastic_uses_uint32_words_for_float32_and_uint64_for_float64():
 
 
 # ------------------------------------------------------------------------------- SoftPosit
-def softposit_code(n, es, value):
-    if (n, es) == (8, 0):
-        return sp.posit8(value).v.v
-    if (n, es) == (16, 1):
-        return sp.posit16(value).v.v
-    if (n, es) == (32, 2):
-        return sp.posit32(value).v.v
-    assert es == 2
-    return sp.posit_2(value, n).v.v >> (32 - n)     # posit_2 stores the code left-aligned
-
-
 def posit_boundary_inputs(fmt, rng, fraction=1.0):
     """Every posit value, the arithmetic and geometric midpoints between
     neighbours and one float64 ulp either side of both (a random ``fraction`` of
