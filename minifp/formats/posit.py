@@ -15,7 +15,11 @@ rounds to 0 or NaR: magnitudes are clamped to [minpos, maxpos] first. NaN and
 ±Inf become NaR (a NaN in the carrier). The other modes act on the same bit
 string (toward zero = truncation of the string, etc.), keeping the clamp;
 stochastic rounding picks the upper neighbour with probability
-(|x| - lo) / (hi - lo), computed in float64 (bias below 2**-52 ulp).
+(|x| - lo) / (hi - lo). It draws one random word per element (uint32 when input
+and posit fit float32, else uint64: ``rng.integers(0, 2**bits, dtype=...)``):
+where the posit keeps a fraction bit the word's low bits are added below the
+cut (exact probability), elsewhere the word scaled to [0, 1) is compared with
+the ratio computed in float64 (at most 2**-32 off for uint32 words).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import numpy as np
 
 from .base import Format
 from .bitround import W32, W64, round_pattern
-from .modes import Rounding, random_unit
+from .modes import Rounding, random_unit, random_words
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,16 +184,20 @@ class PositFormat(Format):
         c = xp.where(bad, np.uint64(1 << (n - 1)), c)
         return c
 
+    def _work_for(self, a_dtype):
+        return W32 if (a_dtype != np.float64 and self.carrier != np.float64) else W64
+
     def _draw(self, xp, a, mode, rng):
         if mode is not Rounding.STOCHASTIC:
             return None
-        return random_unit(rng, a.shape, xp)
+        return random_words(rng, a.shape, self._work_for(a.dtype).uint_dtype, xp)
 
-    def _round_flat(self, xp, a, mode, rng, rand):
-        if mode is Rounding.STOCHASTIC:
-            return self._decode_codes(xp, self._codes(xp, a, mode, rng, rand))
-        work = W32 if (a.dtype != np.float64 and self.carrier != np.float64) else W64
-        return self._round_binades(xp, a.astype(work.float_dtype, copy=False), mode, work)
+    def _round_flat(self, xp, a, mode, rng, words):
+        work = self._work_for(a.dtype)
+        if mode is Rounding.STOCHASTIC and words is None:
+            words = random_words(rng, a.shape, work.uint_dtype, xp)
+        return self._round_binades(xp, a.astype(work.float_dtype, copy=False), mode, work,
+                                   words)
 
     @functools.lru_cache(maxsize=None)
     def _binade_shifts(self, work):
@@ -210,7 +218,7 @@ class PositFormat(Format):
                 table[ef] = work.mant_bits - fraction_bits
         return table
 
-    def _round_binades(self, xp, a, mode, work):
+    def _round_binades(self, xp, a, mode, work, words=None):
         """Deterministic modes, by rounding the input's bit pattern.
 
         In a binade where the posit keeps f >= 1 fraction bits, its values are the
@@ -219,6 +227,9 @@ class PositFormat(Format):
         the posit's bit string is rounding the float's pattern (see bitround). A
         carry into the next binade lands on a posit value (its exponent bits are
         all present). Irregular binades go through the bit-string path (_codes).
+        Stochastic rounding adds the low bits of ``words`` in regular binades (exact
+        probabilities); in irregular ones it compares ``words`` scaled to [0, 1)
+        with (|x| - lo) / (hi - lo) (32 or 53 random bits).
         """
         u = work.uint_dtype.type
         bits = a.view(work.uint_dtype)
@@ -228,28 +239,20 @@ class PositFormat(Format):
         field = (bits >> u(work.mant_bits)) & u(len(table) - 1)
         shift = xp.take(table, field)
         negative = bits >= work.sign_bit if mode in (Rounding.UP, Rounding.DOWN) else None
-        out = round_pattern(xp, bits, shift, mode, negative)
+        out = round_pattern(xp, bits, shift, mode, negative, words)
         irregular = shift == 0
         if bool(irregular.any()):
             irregular &= (bits << u(1)) != 0  # zeros are already right
             idx = xp.nonzero(irregular)
             if idx[0].size:
-                vals = self._decode_codes(xp, self._codes(xp, a[idx], mode, None, None))
+                unit = None if words is None else _unit_interval(words[idx])
+                vals = self._decode_codes(xp, self._codes(xp, a[idx], mode, None, unit))
                 out[idx] = vals.astype(work.float_dtype).view(work.uint_dtype)
         out[out == work.sign_bit] = 0  # posits have one zero
         return out.view(work.float_dtype)
 
     def _encode_values(self, xp, r):
         return self._codes(xp, r, Rounding.TOWARD_ZERO, None).astype(self.code_dtype)
-
-    def encode(self, x, mode="nearest_even", rng=None):
-        """Round ``x`` to the posit and return its codes (computed in one pass)."""
-        from .base import as_float_array
-        from .modes import check_rng, parse_rounding
-        mode = parse_rounding(mode)
-        check_rng(mode, rng)
-        xp, a = as_float_array(x)
-        return self._codes(xp, a, mode, rng).astype(self.code_dtype)
 
     # ---- decoding ------------------------------------------------------------------
     def _decode_codes(self, xp, c):
@@ -289,3 +292,10 @@ class PositFormat(Format):
         v = xp.where(mag == 0, 0.0, v)
         v = xp.where(c == np.uint64(1 << (n - 1)), np.nan, v)
         return xp.where(neg, -v, v)
+
+
+def _unit_interval(words):
+    """Uniform random words (uint32 or uint64) as doubles in [0, 1)."""
+    if words.dtype == np.uint32:
+        return words.astype(np.float64) * 2.0 ** -32
+    return (words >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
