@@ -15,7 +15,6 @@ import math
 import ml_dtypes
 import numpy as np
 import pytest
-import softposit as sp
 from gfloat import Domain, FormatInfo, RoundMode, Signedness, round_ndarray
 from gfloat import formats as gf
 

@@ -42,8 +42,9 @@ def as_float_array(x):
 class Format(abc.ABC):
     """A number format: a value set, its codes, and rounding onto it.
 
-    Subclasses provide the properties below and the private hooks
-    ``_round_array`` (values → values in the carrier), ``_encode_values``
+    Subclasses provide the properties below and the private hooks ``_round_flat``
+    (values → rounded values, one cache-sized block at a time), ``_draw`` (the
+    random numbers stochastic rounding consumes, one per element), ``_encode_values``
     (representable carrier values → codes) and ``_decode_codes``.
     """
 
