@@ -46,7 +46,7 @@ W32 = WorkType(np.dtype(np.float32), np.dtype(np.uint32), 23, 127, -126, 127)
 W64 = WorkType(np.dtype(np.float64), np.dtype(np.uint64), 52, 1023, -1022, 1023)
 
 
-def round_pattern(xp, pat, s, mode, negative=None, words=None, parity=0, in_place=False):
+def round_pattern(xp, pat, s, mode, negative=None, words=None, parity=0):
     """Round patterns ``pat`` by clearing their low ``s`` bits (scalar or array).
 
     ``s == 0`` leaves a zero pattern zero in every mode (callers use it to mark
@@ -64,34 +64,31 @@ def round_pattern(xp, pat, s, mode, negative=None, words=None, parity=0, in_plac
     one = u(1)
     mask = (one << s) - one
     keep = ~mask
-    out = pat if in_place else pat.copy()
     if mode is Rounding.NEAREST_EVEN:
-        inc = out >> s
+        inc = pat >> s
         inc &= one
         if _nonzero(parity):
             inc ^= _as_pattern(parity, u)
         inc += mask >> one  # (half - 1) + lsb: a tie goes up only from an odd code
-        out += inc
-        out &= keep
+        out = pat + inc
     elif mode is Rounding.NEAREST_AWAY:
-        out += (mask >> one) + (mask & one)  # half; 0 when s == 0
-        out &= keep
+        out = pat + ((mask >> one) + (mask & one))  # half; 0 when s == 0
     elif mode is Rounding.TOWARD_ZERO:
-        out &= keep
+        return pat & keep
     elif mode is Rounding.UP or mode is Rounding.DOWN:
         away = ~negative if mode is Rounding.UP else negative
-        out += xp.where(away, mask, u(0))
-        out &= keep
+        out = pat + xp.where(away, mask, u(0))
     elif mode is Rounding.TO_ODD:
-        inexact = (out & mask) != 0
-        out &= keep
+        inexact = (pat & mask) != 0
+        out = pat & keep
         even = ((out >> s) & one) == _as_pattern(parity, u)
         out += (inexact & even).astype(out.dtype) << s
+        return out
     else:  # stochastic
-        out += words & mask
-        out &= keep
+        out = words & mask
+        out += pat
+    out &= keep
     return out
-
 
 def _nonzero(parity) -> bool:
     return not isinstance(parity, int) or parity != 0
