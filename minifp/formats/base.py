@@ -34,6 +34,9 @@ def as_float_array(x):
     everything else (ints, bools, Python scalars, lists) becomes float64."""
     xp = array_module(x)
     a = xp.asarray(x)
+    if a.dtype.kind not in "fiub":
+        raise ValueError(f"expected real numbers, got an array of dtype {a.dtype} "
+                         "(complex, object and string data are not rounded)")
     if a.dtype.kind != "f" or a.dtype.itemsize > 8:
         a = a.astype(np.float64)
     return xp, a

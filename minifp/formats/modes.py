@@ -62,9 +62,10 @@ def parse_rounding(mode) -> Rounding:
 
 def check_rng(mode: Rounding, rng):
     """Stochastic rounding needs a generator; the other modes ignore ``rng``."""
-    if mode is Rounding.STOCHASTIC and rng is None:
-        raise ValueError(
-            "stochastic rounding needs a random generator: pass rng=numpy.random.default_rng(seed)")
+    if mode is Rounding.STOCHASTIC and (rng is None or not hasattr(rng, "integers")):
+        got = "" if rng is None else f" (got {type(rng).__name__})"
+        raise ValueError("stochastic rounding needs a random generator: pass "
+                         f"rng=numpy.random.default_rng(seed){got}")
 
 
 def random_words(rng, shape, dtype, xp=np):
