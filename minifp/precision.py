@@ -583,7 +583,7 @@ def get_precision(spec) -> Precision:
         fmt = get_format(text)
     except ValueError:
         from .formats import named_formats
-        known = list(PRESETS) + [n for n, _, _ in named_formats()]
+        known = list(dict.fromkeys(list(PRESETS) + [n for n, _, _ in named_formats()]))
         close = difflib.get_close_matches(key, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown precision {spec!r}{hint} (presets: {', '.join(PRESETS)}; "
