@@ -1,0 +1,181 @@
+"""Public reductions under an explicit :class:`Accumulation`: ``dot``, ``matmul``,
+``sum`` and ``mean``.
+
+Each output element is the reduction of its terms (products x_ik*y_kj, or the
+elements of x for sums, taken in C index order of the reduced axes) in the
+accumulation's order and format, then rounded once to the output format (default:
+the accumulator format).  Zero results are returned as +0: the sign of a zero sum
+carries no information here and depends on the order.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from ..backend import array_module
+from ..formats import Format, get_format, parse_rounding
+from . import orders
+from .spec import Accumulation
+
+
+def _as_accumulation(acc) -> Accumulation:
+    if acc is None:
+        return Accumulation()
+    if isinstance(acc, Accumulation):
+        return acc
+    if isinstance(acc, dict):
+        return Accumulation.from_dict(acc)
+    if isinstance(acc, str):
+        return Accumulation.parse(acc)
+    raise ValueError(f"expected an Accumulation, not {type(acc).__name__}")
+
+
+def _as_real(xp, a, what):
+    a = xp.asarray(a)
+    if a.dtype.kind not in "fiub":
+        raise ValueError(f"{what} must hold real numbers, not {a.dtype}")
+    return a.astype(np.float64, copy=False)
+
+
+def _reduce(acc, x, y, rng):
+    """(value, odd): accumulator values for x @ y batched; ``odd`` is set for exact order."""
+    kind = acc.order.kind
+    if kind == "sequential":
+        return orders.sequential(acc, x, y, rng), None
+    if kind == "pairwise":
+        return orders.pairwise(acc, x, y, rng), None
+    if kind == "blocked":
+        return orders.blocked(acc, x, y, rng), None
+    if kind == "exact":
+        odd, near = orders.exact(x, y)
+        return near, odd
+    if kind == "native":
+        return orders.round_acc(acc, orders.native(acc, x, y), rng), None
+    raise AssertionError(kind)
+
+
+def _finish(acc, value, odd, out, out_rounding, rng):
+    """Round the accumulator values once to the output format; zeros become +0."""
+    out_fmt = acc.format if out is None else get_format(out)
+    mode = parse_rounding(out_rounding)
+    if odd is not None:  # exact order: one rounding from the exact sum
+        if out_fmt.precision >= 53:
+            if mode.value not in ("nearest_even",):
+                raise ValueError("an exact sum rounds into float64 with nearest_even only")
+            result = value
+        else:
+            result = out_fmt.round(odd, mode, rng, dtype=np.float64)
+    elif out_fmt == acc.format:
+        result = value
+    else:
+        result = out_fmt.round(value, mode, rng, dtype=np.float64)
+    result = result + 0.0  # -0 -> +0
+    return result.astype(out_fmt.carrier, copy=False)
+
+
+def matmul(x, y, acc=None, out: Format | str | None = None, out_rounding="nearest_even",
+           rng=None):
+    """``x @ y`` with every output's sum over k computed under ``acc``, then rounded to
+    ``out`` (default: the accumulator format) with ``out_rounding``.
+
+    Shapes follow ``numpy.matmul`` (1-D operands, batched leading dimensions that
+    broadcast).  Returns an array of the output format's carrier dtype.
+    """
+    acc = _as_accumulation(acc)
+    xp = array_module(x, y)
+    x = _as_real(xp, x, "matmul operand x")
+    y = _as_real(xp, y, "matmul operand y")
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError(f"matmul needs arrays of at least 1 dimension, got shapes "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    xv = x[None, :] if x.ndim == 1 else x
+    yv = y[:, None] if y.ndim == 1 else y
+    if xv.shape[-1] != yv.shape[-2]:
+        raise ValueError(f"matmul shape mismatch: {tuple(x.shape)} @ {tuple(y.shape)} "
+                         f"(inner dimensions {xv.shape[-1]} and {yv.shape[-2]})")
+    try:
+        lead = np.broadcast_shapes(xv.shape[:-2], yv.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul batch dimensions do not broadcast: {tuple(x.shape)} @ "
+                         f"{tuple(y.shape)}") from None
+    m, K = xv.shape[-2:]
+    n = yv.shape[-1]
+    batch = int(np.prod(lead)) if lead else 1
+    xb = xp.broadcast_to(xv, lead + (m, K)).reshape(batch, m, K)
+    yb = xp.broadcast_to(yv, lead + (K, n)).reshape(batch, K, n)
+    value, odd = _reduce(acc, xb, yb, rng)
+    res = _finish(acc, value, odd, out, out_rounding, rng).reshape(lead + (m, n))
+    if x.ndim == 1:
+        res = res[..., 0, :]
+    if y.ndim == 1:
+        res = res[..., 0]
+    return res
+
+
+def dot(x, y, acc=None, out=None, out_rounding="nearest_even", rng=None):
+    """Inner product of two 1-D arrays under ``acc`` (a 0-d array of the output carrier)."""
+    xp = array_module(x, y)
+    x, y = xp.asarray(x), xp.asarray(y)
+    if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"dot needs two 1-D arrays of the same length, got shapes "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    return matmul(x, y, acc, out, out_rounding, rng)
+
+
+def _normalise_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    norm = []
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or not -ndim <= a < ndim:
+            raise ValueError(f"axis {a!r} is out of range for an array of {ndim} dimensions")
+        norm.append(int(a) % ndim)
+    if len(set(norm)) != len(norm):
+        raise ValueError(f"repeated axis in {axis!r}")
+    return tuple(sorted(norm))
+
+
+def sum(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest_even",
+        rng=None):
+    """Sum over ``axis`` (None, int or tuple) under ``acc``; terms in C order of the
+    reduced axes; rounded once to ``out`` (default: the accumulator format)."""
+    acc = _as_accumulation(acc)
+    xp = array_module(x)
+    x = _as_real(xp, x, "sum operand")
+    axes = _normalise_axes(axis, x.ndim)
+    kept = tuple(i for i in range(x.ndim) if i not in axes)
+    moved = xp.transpose(x, kept + axes)
+    rows = int(np.prod([x.shape[i] for i in kept])) if kept else 1
+    K = int(np.prod([x.shape[i] for i in axes])) if axes else 1
+    terms = moved.reshape(1, rows, K)
+    ones = xp.ones((1, K, 1))
+    value, odd = _reduce(acc, terms, ones, rng)
+    res = _finish(acc, value, odd, out, out_rounding, rng)
+    shape = tuple(1 if (i in axes) else x.shape[i] for i in range(x.ndim)) if keepdims \
+        else tuple(x.shape[i] for i in kept)
+    return res.reshape(shape)
+
+
+def mean(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest_even",
+         rng=None):
+    """The engine sum (rounded to the accumulator format) divided by the number of terms,
+    rounded once to ``out`` (default: the accumulator format).  The division is done in
+    float64, which is a correct rounding for outputs of at most 25 significant bits."""
+    acc = _as_accumulation(acc)
+    xp = array_module(x)
+    x = xp.asarray(x)
+    axes = _normalise_axes(axis, x.ndim)
+    count = int(np.prod([x.shape[i] for i in axes])) if axes else 1
+    if count == 0:
+        raise ValueError("mean of an empty selection")
+    s = sum(x, axis, acc, keepdims, rng=rng).astype(np.float64)
+    out_fmt = acc.format if out is None else get_format(out)
+    q = s / float(count)
+    r = out_fmt.round(q, parse_rounding(out_rounding), rng, dtype=np.float64) + 0.0
+    return r.astype(out_fmt.carrier, copy=False)
+
+
+__all__ = ["matmul", "dot", "sum", "mean"]
+_ = builtins  # the module shadows ``sum``; builtins stays reachable

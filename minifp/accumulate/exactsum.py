@@ -1,0 +1,180 @@
+"""Error-free building blocks: TwoSum, round-to-odd additions, and exact (Kulisch) dot
+products by splitting the operands into integer slices that BLAS multiplies exactly.
+
+Round-to-odd (Boldo & Melquiond): if the exact value x is not a float64, replace
+RN(x) by its neighbour with an odd last bit on x's side.  Rounding that value once
+more to any format of at most 51 significant bits gives the same result as rounding
+x directly, in every rounding mode, so sums can be corrected with two float64 passes
+and one rounding.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import array_module
+
+
+def two_sum(a, b):
+    """Knuth's TwoSum: s = RN(a + b) and the exact error e = (a + b) - s (finite inputs)."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
+
+
+def to_odd(s, e):
+    """The float64 rounding-to-odd of s + e, where s = RN(s + e) and e is the exact error.
+
+    Where e != 0 and s has an even last bit, step one ulp toward e.  Non-finite s
+    (and NaN e) are left alone.
+    """
+    xp = array_module(s)
+    s = xp.asarray(s, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        inexact = (e > 0) | (e < 0)
+    even = (s.view(np.int64) & 1) == 0
+    fix = inexact & even
+    if bool(fix.any()):
+        s = s.copy()
+        s[fix] = xp.nextafter(s[fix], xp.where(e[fix] > 0, xp.inf, -xp.inf))
+    return s
+
+
+def add_to_odd(a, b):
+    """a + b rounded to odd in float64 (exact sum of two float64 arrays)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        s, e = two_sum(a, b)
+    return to_odd(s, e)
+
+
+# ---- exact dot products -------------------------------------------------------------
+
+_PIECE = 8  # bits gathered per step when converting the limbs to a float
+
+
+def _slices(a, axis, beta):
+    """Split ``a`` (finite float64) into integer-valued float64 slices along ``axis``.
+
+    Returns (exps, slices): ``a = 2**exps * sum_s slices[s] * 2**(-beta*(s+1))`` exactly,
+    where ``exps`` is the exponent of the largest |a| along ``axis`` (keepdims) and
+    every slice holds integers of magnitude < 2**beta.
+    """
+    xp = array_module(a)
+    big = xp.max(xp.abs(a), axis=axis, keepdims=True)
+    _, exps = xp.frexp(big)                     # big < 2**exps
+    scaled = xp.ldexp(a, -exps)                 # |scaled| < 1, exact
+    out = []
+    rest = scaled
+    while True:
+        rest = rest * float(2 ** beta)          # exact: a power of two
+        piece = xp.trunc(rest)
+        out.append(piece)
+        rest = rest - piece                     # exact: the fraction bits
+        if not bool(xp.any(rest)):
+            break
+        if len(out) > 2200 // beta:             # float64 spans < 2200 bits
+            raise AssertionError("slicing did not terminate")
+    return exps, out
+
+
+def exact_matmul_odd(x, y):
+    """Exact ``x @ y`` (batched, float64, finite) rounded to odd in float64, with the
+    rounding to nearest-even computed alongside.
+
+    x has shape (B, m, K) and y (B, K, n).  Returns ``(odd, nearest)``: the exact sums
+    rounded to odd (for a later rounding to a format of <= 51 bits) and to nearest
+    even (for float64 results).  The sums are computed exactly: the operands are split
+    into integer slices of beta bits (row-wise for x, column-wise for y) so that every
+    slice product is an integer matrix below 2**53 that BLAS computes exactly, and the
+    slice products are carried into int64 limbs.
+    """
+    xp = array_module(x, y)
+    K = x.shape[-1]
+    beta = min(24, (53 - max(1, math.ceil(math.log2(max(K, 2))))) // 2)
+    ex, xs = _slices(x, -1, beta)               # ex (B, m, 1)
+    ey, ys = _slices(y, -2, beta)               # ey (B, 1, n)
+    ndig = len(xs) + len(ys) - 1
+    limbs = [None] * ndig
+    for s, xsl in enumerate(xs):
+        if not bool(xp.any(xsl)):
+            continue
+        for t, ysl in enumerate(ys):
+            prod = xp.matmul(xsl, ysl).astype(np.int64)   # exact integers < 2**53
+            d = s + t
+            limbs[d] = prod if limbs[d] is None else limbs[d] + prod
+    shape = x.shape[:-1] + (y.shape[-1],)
+    limbs = [xp.zeros(shape, np.int64) if l is None else l for l in limbs]
+    # value = 2**(ex+ey-2*beta) * sum_d limbs[d] * 2**(-beta*d)
+    _normalise(xp, limbs, beta)
+    negative = limbs[0] < 0
+    if bool(negative.any()):
+        limbs = [xp.where(negative, -l, l) for l in limbs]
+        _normalise(xp, limbs, beta)
+    top, shifted, sticky = _gather(xp, limbs, beta)
+    scale = (ex + ey - 2 * beta).astype(np.int64) - shifted
+    odd, nearest = _to_float(xp, top, sticky, scale)
+    odd = xp.where(negative, -odd, odd)
+    nearest = xp.where(negative, -nearest, nearest)
+    return odd, nearest
+
+
+def _normalise(xp, limbs, beta):
+    """Carry so that limbs[1:] lie in [0, 2**beta); limbs[0] keeps the sign (in place)."""
+    mask = np.int64((1 << beta) - 1)
+    for d in range(len(limbs) - 1, 0, -1):
+        carry = limbs[d] >> beta                # floor division by 2**beta
+        limbs[d] = limbs[d] & mask
+        limbs[d - 1] = limbs[d - 1] + carry
+
+
+def _gather(xp, limbs, beta):
+    """Shift limbs into one int64 ``top`` (8 bits at a time) until it holds >= 56 bits.
+
+    Returns (top, shifted, sticky): value = top * 2**-shifted + (something in
+    [0, 2**-shifted) that is nonzero exactly where sticky).
+    """
+    top = limbs[0].copy()
+    shifted = xp.zeros(top.shape, np.int64)
+    sticky = xp.zeros(top.shape, bool)
+    room_limit = np.int64(1) << np.int64(55)
+    for limb in limbs[1:]:
+        pieces = []
+        left = beta
+        while left > 0:
+            w = min(_PIECE, left)
+            left -= w
+            pieces.append(((limb >> left) & ((1 << w) - 1), w))
+        for piece, w in pieces:
+            room = top < room_limit
+            top = xp.where(room, (top << w) | piece, top)
+            shifted = shifted + xp.where(room, w, 0)
+            sticky = sticky | (~room & (piece != 0))
+    return top, shifted, sticky
+
+
+def _bit_length(xp, v):
+    """Bit length of non-negative int64 values (0 for 0)."""
+    _, e = xp.frexp(v.astype(np.float64))
+    e = e.astype(np.int64)
+    safe = xp.maximum(e - 1, 0)
+    too_big = (e > 0) & ((v >> safe) == 0)
+    return e - too_big
+
+
+def _to_float(xp, top, sticky, scale):
+    """top * 2**scale (+ sticky below) rounded to odd and to nearest-even float64."""
+    bl = _bit_length(xp, top)
+    sh = xp.maximum(bl - 53, 0)
+    mant = top >> sh
+    rem = top & ((np.int64(1) << sh) - 1)
+    inexact = (rem != 0) | sticky
+    odd_mant = mant | inexact.astype(np.int64)
+    half = xp.where(sh > 0, np.int64(1) << xp.maximum(sh - 1, 0), 0)
+    up = (sh > 0) & ((rem > half) | ((rem == half) & (sticky | ((mant & 1) == 1))))
+    near_mant = mant + up.astype(np.int64)
+    exp = (scale + sh).astype(np.int32)
+    odd = xp.ldexp(odd_mant.astype(np.float64), exp)
+    nearest = xp.ldexp(near_mant.astype(np.float64), exp)
+    return odd, nearest

@@ -1,0 +1,312 @@
+"""The accumulation orders, each reducing ``x @ y`` over k for batched operands.
+
+Every function takes x of shape (B, m, K) and y of shape (B, K, n) as float64 arrays
+holding the operands' values, and returns the (B, m, n) float64 array of accumulator
+values (before the final rounding to the output format).  Products of operands of at
+most 26 significant bits are exact in float64; wider operands give RN(x*y).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import array_module
+from ..formats import FloatFormat, Rounding
+from .exactsum import add_to_odd, exact_matmul_odd
+
+try:  # rank-1 update in one pass; only for NumPy arrays
+    from scipy.linalg.blas import dger as _dger
+except Exception:  # pragma: no cover - scipy is a dependency
+    _dger = None
+
+_CHUNK_ELEMENTS = 1 << 22  # products materialised at once by pairwise
+
+
+def round_acc(acc, v, rng):
+    """Round float64 values ``v`` (exact, or already rounded to odd) to the accumulator."""
+    fmt = acc.format
+    if fmt.precision >= 53:
+        if acc.rounding is not Rounding.NEAREST_EVEN:
+            raise ValueError(f"a float64 accumulator supports nearest_even only, "
+                             f"not {acc.rounding.value}")
+        return v
+    return fmt.round(v, acc.rounding, rng, dtype=np.float64)
+
+
+def add_round(acc, a, b, rng):
+    """R(a + b): the exact sum of two float64 arrays rounded once to the accumulator."""
+    if acc.format.precision >= 53:
+        round_acc(acc, a, rng)  # mode check
+        return a + b
+    return round_acc(acc, add_to_odd(a, b), rng)
+
+
+def _products_exact(x, y) -> bool:
+    return significant_bits(x) + significant_bits(y) <= 53
+
+
+def significant_bits(a) -> int:
+    """Most significant bits any element of the float array ``a`` needs (<= 53)."""
+    if a.dtype == np.float16:
+        return 11
+    xp = array_module(a)
+    fin = a[xp.isfinite(a) & (a != 0)]
+    if fin.size == 0:
+        return 1
+    m, _ = xp.frexp(fin)
+    mant = xp.abs(xp.ldexp(m, 53)).astype(np.int64)
+    low = mant & -mant                                   # lowest set bit
+    _, e = xp.frexp(low.astype(np.float64))
+    return int(54 - int(xp.min(e)))
+
+
+# ---- sequential -----------------------------------------------------------------------
+
+def sequential(acc, x, y, rng):
+    """``s = R(s + x_k*y_k)`` (fma) or ``s = R(s + R(x_k*y_k))`` for k = 0..K-1, s0 = +0."""
+    xp = array_module(x, y)
+    B, m, K = x.shape
+    n = y.shape[-1]
+    fmt = acc.format
+    if K == 0:
+        return xp.zeros((B, m, n))
+    fast = _fast_rounder(acc, x, y)
+    if fast is not None and xp is np:
+        return _sequential_fast(acc, x, y, fast)
+    s = xp.zeros((B, m, n))
+    direct = _float64_add_is_correct(acc, x, y)
+    for k in range(K):
+        p = x[:, :, k, None] * y[:, None, k, :]
+        if not acc.fma:
+            p = round_acc(acc, p, rng)
+        if direct:
+            s = round_acc(acc, s + p, rng)
+        else:
+            s = add_round(acc, s, p, rng)
+    return s
+
+
+def _float64_add_is_correct(acc, x, y) -> bool:
+    """True when RN_A(RN_64(s + p)) = RN_A(s + p) for every partial sum s in A.
+
+    Holds for round-to-nearest-even into a float format A of precision t when
+    (a) p is itself in A (fma off, or products of at most t bits inside A's normal
+        range) and 53 >= 2t + 2 (Figueroa: double rounding of a sum is innocuous), or
+    (b) A's whole grid spans at most 51 bits (max < 2**E, E - log2(quantum) <= 51) and
+        t + (bits of p) <= 50: then RN_64(s + p) can only be an A-midpoint if s + p is.
+    """
+    fmt = acc.format
+    if not isinstance(fmt, FloatFormat) or acc.rounding is not Rounding.NEAREST_EVEN:
+        return fmt.precision >= 53
+    t = fmt.precision
+    if t >= 53:
+        return True
+    if 2 * t + 2 <= 53:
+        if not acc.fma:
+            return True
+        if significant_bits(x) + significant_bits(y) <= t and _products_in_normal_range(
+                fmt, x, y):
+            return True
+    pbits = significant_bits(x) + significant_bits(y)
+    span = math.ceil(math.log2(fmt.max)) + 1 - math.log2(fmt.smallest_subnormal)
+    return span <= 51 and t + pbits <= 50
+
+
+def _products_in_normal_range(fmt, x, y) -> bool:
+    """Every nonzero |x_i*y_j| lies in [smallest normal, max] of fmt (finite data)."""
+    xp = array_module(x, y)
+    ax, ay = xp.abs(x), xp.abs(y)
+    if not (bool(xp.isfinite(ax).all()) and bool(xp.isfinite(ay).all())):
+        return False
+    nzx, nzy = ax[ax > 0], ay[ay > 0]
+    if nzx.size == 0 or nzy.size == 0:
+        return True
+    return (float(nzx.max()) * float(nzy.max()) <= fmt.max
+            and float(nzx.min()) * float(nzy.min()) >= fmt.smallest_normal)
+
+
+def _fast_rounder(acc, x, y):
+    """Constants for the in-place rounding of the fast sequential loop, or None.
+
+    The fast loop needs: a float format with subnormals, nearest-even, fma, products
+    exact, the float64-add argument above, finite data, and no partial sum that can
+    reach the overflow threshold (checked with the bound |s_k| <= sum|x*y| (1+u)^K).
+    """
+    fmt = acc.format
+    if not (isinstance(fmt, FloatFormat) and fmt.subnormals and acc.fma
+            and acc.rounding is Rounding.NEAREST_EVEN and fmt.precision < 53):
+        return None
+    if not (_products_exact(x, y) and _float64_add_is_correct(acc, x, y)):
+        return None
+    xp = array_module(x, y)
+    if not (bool(xp.isfinite(x).all()) and bool(xp.isfinite(y).all())):
+        return None
+    K = x.shape[-1]
+    growth = math.exp(K * math.log1p(fmt.unit_roundoff) + 1e-12) * (1 + 2.0 ** -40)
+    bound = float(xp.max(xp.matmul(xp.abs(x), xp.abs(y)))) if x.size and y.size else 0.0
+    if not bound * growth < fmt.max:
+        return None
+    emin = round(math.log2(fmt.smallest_normal))
+    # c = 1.5 * 2**(max(e, emin) + 52 - (t-1)): exponent shift plus the 0.5 mantissa bit
+    return {"minnorm": 2.0 ** emin,
+            "add": np.uint64(((52 - (fmt.precision - 1)) << 52) | (1 << 51))}
+
+
+_EXP = np.uint64(0x7FF0000000000000)
+
+
+def _sequential_fast(acc, x, y, k):
+    """Sequential RNE accumulation in six passes per term over the output.
+
+    ``s += x_k y_k^T`` is one rank-1 BLAS update (the product is exact, so an FMA
+    inside BLAS gives the same RN_64(s + p)).  Then s is rounded to A in place:
+    with 2**e <= |s| < 2**(e+1) and c = 1.5 * 2**(max(e, emin) + 52 - (t-1)),
+    s + c stays in c's binade, whose float64 spacing is A's spacing at s (2**(e-t+1),
+    or the subnormal quantum); c is an even multiple of it, so RN_64(s + c) - c is s
+    rounded to nearest-even in A, subnormals included.
+    """
+    B, m, K = x.shape
+    n = y.shape[-1]
+    out = np.empty((B, m, n))
+    c = np.empty((m, n), np.uint64, order="F")
+    cf = c.view(np.float64)
+    buf = None if _dger is not None else np.empty((m, n), order="F")
+    for b in range(B):
+        s = np.zeros((m, n), order="F")
+        sv = s.view(np.uint64)
+        xb = np.asfortranarray(x[b])
+        yb = np.ascontiguousarray(y[b])
+        for kk in range(K):
+            if _dger is not None:
+                _dger(1.0, xb[:, kk], yb[kk], a=s, overwrite_a=True)
+            else:
+                np.multiply(xb[:, kk, None], yb[None, kk, :], out=buf)
+                np.add(s, buf, out=s)
+            np.bitwise_and(sv, _EXP, out=c)
+            np.maximum(cf, k["minnorm"], out=cf)
+            np.add(c, k["add"], out=c)
+            np.add(s, cf, out=s)
+            np.subtract(s, cf, out=s)
+        out[b] = s
+    return out
+
+
+# ---- pairwise -------------------------------------------------------------------------
+
+def pairwise(acc, x, y, rng):
+    """A fixed tree: level by level, terms (0,1), (2,3), ... are added and rounded to A;
+    an odd last term moves up unchanged.  Without fma the products are rounded first."""
+    xp = array_module(x, y)
+    B, m, K = x.shape
+    n = y.shape[-1]
+    out = xp.empty((B, m, n))
+    if K == 0:
+        out[...] = 0.0
+        return out
+    rows = max(1, _CHUNK_ELEMENTS // max(1, B * K * n))
+    for i0 in range(0, m, rows):
+        i1 = min(m, i0 + rows)
+        terms = xp.moveaxis(x[:, i0:i1, :, None] * y[:, None, :, :], 2, 0)  # (K, B, mi, n)
+        if not acc.fma:
+            terms = round_acc(acc, terms, rng)
+        elif K == 1:
+            terms = round_acc(acc, terms, rng)
+        while terms.shape[0] > 1:
+            half = terms.shape[0] // 2
+            summed = add_round(acc, terms[0:2 * half:2], terms[1:2 * half:2], rng)
+            if terms.shape[0] % 2:
+                summed = xp.concatenate([summed, terms[-1:]], axis=0)
+            terms = summed
+        out[:, i0:i1] = terms[0]
+    return out
+
+
+# ---- blocked --------------------------------------------------------------------------
+
+def blocked(acc, x, y, rng):
+    """Blocks of b products: exact block sum, rounded to float64 (nearest-even), then to
+    A; the block results are accumulated sequentially in A (s0 = +0)."""
+    xp = array_module(x, y)
+    B, m, K = x.shape
+    n = y.shape[-1]
+    b = acc.order.block
+    s = xp.zeros((B, m, n))
+    lx = _lsb_exponents(x)
+    ly = _lsb_exponents(y)
+    for k0 in range(0, K, b):
+        k1 = min(K, k0 + b)
+        bs = block_sum(x[:, :, k0:k1], y[:, k0:k1, :], lx[:, :, k0:k1], ly[:, k0:k1, :])
+        bs = round_acc(acc, bs, rng)
+        s = bs if k0 == 0 else add_round(acc, s, bs, rng)
+    return s
+
+
+def _lsb_exponents(a):
+    """Exponent of the last set bit of each element (a large number for 0 and non-finite)."""
+    xp = array_module(a)
+    fin = xp.isfinite(a) & (a != 0)
+    safe = xp.where(fin, a, 1.0)
+    m, e = xp.frexp(safe)
+    mant = xp.abs(xp.ldexp(m, 53)).astype(np.int64)
+    low = mant & -mant
+    _, tz = xp.frexp(low.astype(np.float64))
+    return xp.where(fin, e.astype(np.int64) - 54 + tz, 1 << 20)
+
+
+def block_sum(x, y, lx, ly):
+    """RN_64 of the exact sums of x @ y over a short block (x (B,m,b), y (B,b,n)).
+
+    BLAS computes it in float64; that is exact, whatever the order, when every product
+    is a multiple of 2**L and sum|x*y| < 2**(L + 53), L = min lsb(x) + min lsb(y).
+    Where that test fails the exact (Kulisch) sum is used.
+    """
+    xp = array_module(x, y)
+    finite = bool(xp.isfinite(x).all()) and bool(xp.isfinite(y).all())
+    if not finite:
+        return _exact_nearest(x, y)
+    with np.errstate(over="ignore"):
+        fast = xp.matmul(x, y)
+        total = xp.matmul(xp.abs(x), xp.abs(y))
+    low = xp.min(lx, axis=-1, keepdims=True) + xp.min(ly, axis=-2, keepdims=True)
+    limit = xp.ldexp(xp.ones(low.shape), xp.clip(low + 53, -1070, 1020).astype(np.int32))
+    ok = total * (1 + 2.0 ** -40) < limit
+    if bool(ok.all()):
+        return fast
+    return xp.where(ok, fast, _exact_nearest(x, y))
+
+
+def _exact_nearest(x, y):
+    return exact(x, y)[1]
+
+
+# ---- exact ----------------------------------------------------------------------------
+
+def exact(x, y):
+    """The exact sums of x @ y: (rounded to odd, rounded to nearest-even) float64.
+
+    Non-finite operands follow IEEE: outputs whose row or column holds Inf/NaN take the
+    float64 product sum (Inf, or NaN for Inf - Inf and 0 * Inf).
+    """
+    xp = array_module(x, y)
+    fx = xp.isfinite(x)
+    fy = xp.isfinite(y)
+    if bool(fx.all()) and bool(fy.all()):
+        return exact_matmul_odd(x, y)
+    bad = (~fx).any(axis=-1)[:, :, None] | (~fy).any(axis=-2)[:, None, :]
+    odd, near = exact_matmul_odd(xp.where(fx, x, 0.0), xp.where(fy, y, 0.0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        special = xp.matmul(x, y)
+    return xp.where(bad, special, odd), xp.where(bad, special, near)
+
+
+# ---- native ---------------------------------------------------------------------------
+
+def native(acc, x, y):
+    """The backend's matmul in float32 (accumulators that fit it) or float64; the
+    summation order is the library's and unspecified."""
+    xp = array_module(x, y)
+    dt = np.float32 if acc.format.fits_in(np.float32) else np.float64
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = xp.matmul(x.astype(dt), y.astype(dt))
+    return r.astype(np.float64)
