@@ -1,0 +1,337 @@
+"""Elementwise ops with NumPy broadcasting.
+
+Forward: the result is computed in float64 from the operands' values and rounded once to
+the activations format F.  For + - * / and sqrt this is the correctly rounded result
+(every format but float64 has at most 25 significand bits, and float64 arithmetic is
+itself correctly rounded).  exp, log, tanh, sigmoid, erf (gelu) and non-integer powers
+are computed in float64 and rounded once: faithful to about 1 float64 ulp before the
+final rounding, not guaranteed correctly rounded.
+
+Backward: each local gradient is computed in float64 and rounded once to the input's
+gradient format (B, or G for Parameters) at the broadcast shape; where an operand was
+broadcast, the gradient is then summed over the broadcast axes by the engine under the
+backward Accumulation and rounded once more to that format.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..autograd import Function
+from ..backend import array_module
+from .core import broadcast_shape, f64, unbroadcast
+
+__all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh",
+           "sigmoid", "relu", "gelu", "quantize"]
+
+
+def _erf(xp, x):
+    if xp is np:
+        from scipy.special import erf  # noqa: PLC0415
+    else:  # pragma: no cover - GPU only
+        from cupyx.scipy.special import erf  # noqa: PLC0415
+    return erf(x)
+
+
+class _Binary(Function):
+    """Broadcasting binary op; subclasses define ``_f`` and ``_grads`` on float64."""
+
+    def forward(self, a, b):
+        self.out_shape = broadcast_shape(self.op_name, a.shape, b.shape)
+        self.backward_reduces = (tuple(a.shape) != self.out_shape
+                                 or tuple(b.shape) != self.out_shape)
+        self.saved_a, self.saved_b = a, b
+        return self.round_out(self._f(f64(a), f64(b)))
+
+    def backward(self, g):
+        a, b = self.saved_a, self.saved_b
+        ga_full, gb_full = self._grads(f64(g), a, b)
+        out = []
+        for i, (gi, x) in enumerate(((ga_full, a), (gb_full, b))):
+            if not self.needs_input_grad[i]:
+                out.append(None)
+                continue
+            role = self.grad_role(i)
+            xp = array_module(gi)
+            gi = xp.broadcast_to(gi, self.out_shape)
+            terms = self.policy.round(role, gi, self.rng)
+            out.append(unbroadcast(self, terms, x.shape, role))
+        return tuple(out)
+
+
+class Add(_Binary):
+    op_name = "add"
+
+    def _f(self, a, b):
+        return a + b
+
+    def _grads(self, g, a, b):
+        return g, g
+
+
+class Sub(_Binary):
+    op_name = "sub"
+
+    def _f(self, a, b):
+        return a - b
+
+    def _grads(self, g, a, b):
+        return g, -g
+
+
+class Mul(_Binary):
+    op_name = "mul"
+
+    def _f(self, a, b):
+        return a * b
+
+    def _grads(self, g, a, b):
+        ga = g * f64(b) if self.needs_input_grad[0] else None
+        gb = g * f64(a) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(_Binary):
+    op_name = "div"
+
+    def _f(self, a, b):
+        return a / b
+
+    def _grads(self, g, a, b):
+        b64 = f64(b)
+        ga = g / b64 if self.needs_input_grad[0] else None
+        gb = -g * f64(a) / (b64 * b64) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def add(a, b):
+    """a + b (broadcasting), computed in float64, rounded once to F."""
+    return Add.apply(a, b)
+
+
+def sub(a, b):
+    """a - b (broadcasting), computed in float64, rounded once to F."""
+    return Sub.apply(a, b)
+
+
+def mul(a, b):
+    """a * b (broadcasting), computed in float64 (exact), rounded once to F."""
+    return Mul.apply(a, b)
+
+
+def div(a, b):
+    """a / b (broadcasting), computed in float64, rounded once to F (correctly rounded
+    for operands of at most 25 significand bits)."""
+    return Div.apply(a, b)
+
+
+# ---------------------------------------------------------------- unary
+class _Unary(Function):
+    """y = f(x) elementwise; ``_f(x64)`` and ``_df(g64, x, y)`` work in float64."""
+
+    save_input = False
+    save_output = False
+
+    def forward(self, x):
+        y = self.round_out(self._f(f64(x)))
+        if self.save_input:
+            self.saved_x = x
+        if self.save_output:
+            self.saved_y = y
+        return y
+
+    def backward(self, g):
+        gx = self._df(f64(g), getattr(self, "saved_x", None), getattr(self, "saved_y", None))
+        return self.round_grad(0, gx)
+
+
+class Neg(_Unary):
+    op_name = "neg"
+
+    def _f(self, x):
+        return -x
+
+    def _df(self, g, x, y):
+        return -g
+
+
+class Exp(_Unary):
+    op_name = "exp"
+    save_output = True
+
+    def _f(self, x):
+        return array_module(x).exp(x)
+
+    def _df(self, g, x, y):
+        return g * f64(y)
+
+
+class Log(_Unary):
+    op_name = "log"
+    save_input = True
+
+    def _f(self, x):
+        return array_module(x).log(x)
+
+    def _df(self, g, x, y):
+        return g / f64(x)
+
+
+class Sqrt(_Unary):
+    op_name = "sqrt"
+    save_output = True
+
+    def _f(self, x):
+        return array_module(x).sqrt(x)
+
+    def _df(self, g, x, y):
+        return g / (2.0 * f64(y))
+
+
+class Tanh(_Unary):
+    op_name = "tanh"
+    save_output = True
+
+    def _f(self, x):
+        return array_module(x).tanh(x)
+
+    def _df(self, g, x, y):
+        y = f64(y)
+        return g * (1.0 - y * y)
+
+
+class Sigmoid(_Unary):
+    op_name = "sigmoid"
+    save_output = True
+
+    def _f(self, x):
+        xp = array_module(x)
+        # 0.5 * (1 + tanh(x/2)): no overflow for large |x|
+        return 0.5 + 0.5 * xp.tanh(0.5 * x)
+
+    def _df(self, g, x, y):
+        y = f64(y)
+        return g * y * (1.0 - y)
+
+
+class Relu(_Unary):
+    op_name = "relu"
+    save_input = True
+
+    def _f(self, x):
+        return array_module(x).maximum(x, 0.0)
+
+    def _df(self, g, x, y):
+        return g * (f64(x) > 0)
+
+
+class Gelu(_Unary):
+    """Exact GELU x * Phi(x) = x/2 * (1 + erf(x/sqrt(2))), or the tanh approximation."""
+
+    op_name = "gelu"
+    save_input = True
+    approximate = "none"
+
+    def _f(self, x):
+        xp = array_module(x)
+        if self.approximate == "tanh":
+            c = math.sqrt(2.0 / math.pi)
+            return 0.5 * x * (1.0 + xp.tanh(c * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1.0 + _erf(xp, x / math.sqrt(2.0)))
+
+    def _df(self, g, x, y):
+        x = f64(x)
+        xp = array_module(x)
+        if self.approximate == "tanh":
+            c = math.sqrt(2.0 / math.pi)
+            t = xp.tanh(c * (x + 0.044715 * x ** 3))
+            dt = (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * x * x)
+            return g * (0.5 * (1.0 + t) + 0.5 * x * dt)
+        cdf = 0.5 * (1.0 + _erf(xp, x / math.sqrt(2.0)))
+        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+        return g * (cdf + x * pdf)
+
+
+class Pow(_Unary):
+    op_name = "pow"
+    save_input = True
+    exponent = 2.0
+
+    def _f(self, x):
+        return x ** self.exponent
+
+    def _df(self, g, x, y):
+        c = self.exponent
+        return g * c * f64(x) ** (c - 1)
+
+
+class Quantize(_Unary):
+    """Round to a role's format; the gradient passes straight through (rounded to B/G)."""
+
+    op_name = "quantize"
+
+    def _f(self, x):
+        return x
+
+    def _df(self, g, x, y):
+        return g
+
+
+def neg(x):
+    """-x (exact), in F."""
+    return Neg.apply(x)
+
+
+def pow(x, exponent):  # noqa: A001 - mirrors the operator
+    """x ** exponent for a scalar exponent, computed in float64, rounded once to F
+    (exponent 2: correctly rounded; others: float64 accuracy before the rounding)."""
+    if not np.isscalar(exponent):
+        raise ValueError("pow: the exponent must be a Python or NumPy scalar")
+    return Pow.apply(x, exponent=float(exponent))
+
+
+def exp(x):
+    """e**x, computed in float64 and rounded once to F."""
+    return Exp.apply(x)
+
+
+def log(x):
+    """Natural logarithm, computed in float64 and rounded once to F."""
+    return Log.apply(x)
+
+
+def sqrt(x):
+    """Square root, computed in float64 and rounded once to F (correctly rounded)."""
+    return Sqrt.apply(x)
+
+
+def tanh(x):
+    """tanh, computed in float64 and rounded once to F."""
+    return Tanh.apply(x)
+
+
+def sigmoid(x):
+    """1 / (1 + e**-x), computed in float64 (as (1 + tanh(x/2)) / 2) and rounded once to F."""
+    return Sigmoid.apply(x)
+
+
+def relu(x):
+    """max(x, 0): exact; in F.  Gradient at 0 is 0."""
+    return Relu.apply(x)
+
+
+def gelu(x, approximate: str = "none"):
+    """GELU x*Phi(x) with erf (``approximate="none"``) or the tanh formula
+    (``"tanh"``), computed in float64 (scipy's erf) and rounded once to F."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
+    return Gelu.apply(x, approximate=approximate)
+
+
+def quantize(x, role: str = "activations"):
+    """Round ``x`` to the format of ``role`` of the policy in force (e.g. input data to F,
+    or a loss to L).  The gradient is passed through and rounded to B (G for Parameters)."""
+    if role not in ("activations", "loss", "weights", "backward", "gradients", "optimizer"):
+        raise ValueError(f"quantize: unknown role {role!r}")
+    return Quantize.apply(x, output_role=role)

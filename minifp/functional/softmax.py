@@ -1,0 +1,156 @@
+"""softmax, log_softmax and cross_entropy.
+
+Forward (x shifted by its maximum along the axis, exactly):
+  e_i = R_F(exp(x_i - m))                  exp in float64, rounded once to F;
+  s   = engine sum of e over the axis      forward Accumulation, kept in its format;
+  softmax_i     = R_F(e_i / s)             float64, rounded once;
+  log_softmax_i = R_F(x_i - m - log s)     float64, rounded once.
+cross_entropy: per-sample losses R_L(log s + m - x_t) (float64, rounded once to L), then
+the engine mean over the batch (forward Accumulation), rounded once to L.
+
+Backward (backward Accumulation for the sums, results rounded once to B):
+  softmax:      gx = y * (g - <g, y>)      <g, y> one engine dot per row;
+  log_softmax:  gx = g - exp(y) * sum(g)   sum(g) one engine sum per row;
+  cross_entropy: gx = (e / s - onehot) * g / N.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, Tensor
+from ..backend import array_module
+from .core import engine_dot_reduce, engine_mean, engine_sum, f64
+
+__all__ = ["softmax", "log_softmax", "cross_entropy"]
+
+
+def _exp_terms(fn, x, axis):
+    """(m, e, s): the shift, R_F(exp(x - m)) and the engine sum of e (accumulator format)."""
+    xp = array_module(x)
+    x64 = f64(x)
+    m = xp.max(x64, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0.0)
+    e = fn.policy.round("activations", xp.exp(x64 - m), fn.rng)
+    s = engine_sum(fn, e, axis, "forward", None, keepdims=True)
+    return x64, m, e, s
+
+
+class Softmax(Function):
+    op_name = "softmax"
+    forward_reduces = True
+    backward_reduces = True
+    axis = -1
+
+    def forward(self, x):
+        _, _, e, s = _exp_terms(self, x, self.axis)
+        y = self.round_out(f64(e) / f64(s))
+        self.saved_y = y
+        return y
+
+    def backward(self, g):
+        y = self.saved_y
+        d = engine_dot_reduce(self, g, y, self.axis, "backward", None, keepdims=True)
+        return self.round_grad(0, f64(y) * (f64(g) - f64(d)))
+
+
+class LogSoftmax(Function):
+    op_name = "log_softmax"
+    forward_reduces = True
+    backward_reduces = True
+    axis = -1
+
+    def forward(self, x):
+        xp = array_module(x)
+        x64, m, _, s = _exp_terms(self, x, self.axis)
+        y = self.round_out(x64 - m - xp.log(f64(s)))
+        self.saved_y = y
+        return y
+
+    def backward(self, g):
+        xp = array_module(g)
+        sg = engine_sum(self, g, self.axis, "backward", None, keepdims=True)
+        return self.round_grad(0, f64(g) - xp.exp(f64(self.saved_y)) * f64(sg))
+
+
+def softmax(x, axis: int = -1):
+    """exp(x) / sum(exp(x)) along ``axis``: numerators R_F(exp(x - max)) (float64 exp,
+    rounded once), denominator an engine sum (forward Accumulation), quotient rounded once
+    to F."""
+    return Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x, axis: int = -1):
+    """x - max - log(sum(exp(x - max))) along ``axis``: exp terms rounded to F, engine sum
+    (forward Accumulation), log and difference in float64, rounded once to F."""
+    return LogSoftmax.apply(x, axis=axis)
+
+
+class CrossEntropy(Function):
+    op_name = "cross_entropy"
+    output_role = "loss"
+    forward_reduces = True
+    backward_reduces = False
+    reduction = "mean"
+
+    def forward(self, logits, targets):
+        xp = array_module(logits)
+        if logits.ndim != 2:
+            raise ValueError(f"cross_entropy: logits must be (N, classes), got shape "
+                             f"{tuple(logits.shape)}")
+        n, c = logits.shape
+        x64, m, e, s = _exp_terms(self, logits, 1)
+        lse = xp.log(f64(s)) + m                                   # (N, 1)
+        if targets.dtype.kind in "iu" or (targets.ndim == 1 and targets.dtype.kind == "b"):
+            if tuple(targets.shape) != (n,):
+                raise ValueError(f"cross_entropy: class targets of shape {tuple(targets.shape)} "
+                                 f"do not match logits of shape {tuple(logits.shape)}")
+            t = targets.astype(np.int64)
+            if t.size and (int(t.min()) < 0 or int(t.max()) >= c):
+                raise ValueError(f"cross_entropy: class targets must lie in [0, {c})")
+            onehot = (xp.arange(c)[None, :] == t[:, None]).astype(np.float64)
+            per = self.round_out(lse[:, 0] - xp.take_along_axis(x64, t[:, None], 1)[:, 0])
+        else:
+            if tuple(targets.shape) != (n, c):
+                raise ValueError(f"cross_entropy: probability targets of shape "
+                                 f"{tuple(targets.shape)} do not match logits of shape "
+                                 f"{tuple(logits.shape)}")
+            onehot = f64(targets)
+            nlp = self.round_out(lse - x64)                     # -log p, in L
+            per = engine_dot_reduce(self, onehot, nlp, 1, "forward", self.output_role)
+        self.saved_e, self.saved_s, self.saved_t = e, s, onehot
+        self.n = n
+        if self.reduction == "none":
+            return per
+        if self.reduction == "sum":
+            return engine_sum(self, per, 0, "forward", self.output_role)
+        return engine_mean(self, per, 0, "forward", self.output_role)
+
+    def backward(self, g):
+        xp = array_module(g)
+        p = f64(self.saved_e) / f64(self.saved_s)
+        t = self.saved_t
+        tsum = xp.sum(t, axis=1, keepdims=True)   # 1 for class targets (exact)
+        g64 = f64(g)
+        if self.reduction == "none":
+            g64 = g64[:, None]
+        elif self.reduction == "mean":
+            g64 = g64 / self.n
+        gx = (p * tsum - t) * g64
+        return self.round_grad(0, gx), None
+
+
+def cross_entropy(logits, targets, reduction: str = "mean"):
+    """Cross-entropy of ``logits`` (N, classes) against class indices (N,) or
+    probabilities (N, classes).  Per-sample losses are computed in float64 from the
+    engine-summed softmax denominator and rounded once to L; ``reduction="mean"`` (default)
+    averages them with the engine (forward Accumulation), rounded once to L ("sum",
+    "none" also accepted).  Backward: (softmax - target) * g / N in float64, rounded once
+    to B."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be mean, sum or none, not "
+                         f"{reduction!r}")
+    if isinstance(targets, Tensor):
+        targets = targets.data
+    xp = array_module(logits.data if isinstance(logits, Tensor) else logits)
+    targets = xp.asarray(targets)
+    return CrossEntropy.apply(logits, Tensor(targets), reduction=reduction)
