@@ -41,6 +41,11 @@ def _as_real(xp, a, what):
 def _reduce(acc, x, y, rng):
     """(value, odd): accumulator values for x @ y batched; ``odd`` is set for exact order."""
     kind = acc.order.kind
+    if x.shape[-1] == 0 or x.size == 0 or y.size == 0:  # empty sums are +0
+        xp = array_module(x, y)
+        shape = (max(x.shape[0], y.shape[0]), x.shape[1], y.shape[2])
+        zero = xp.zeros(shape)
+        return zero, (zero if kind == "exact" else None)
     if kind == "sequential":
         return orders.sequential(acc, x, y, rng), None
     if kind == "pairwise":

@@ -226,7 +226,8 @@ def pairwise(acc, x, y, rng):
 
 def blocked(acc, x, y, rng):
     """Blocks of b products: exact block sum, rounded to float64 (nearest-even), then to
-    A; the block results are accumulated sequentially in A (s0 = +0)."""
+    A; the block results are accumulated sequentially in A (s0 = +0).  Without fma the
+    products are rounded to A before they enter the block sum."""
     xp = array_module(x, y)
     B, m, K = x.shape
     n = y.shape[-1]
@@ -236,10 +237,24 @@ def blocked(acc, x, y, rng):
     ly = _lsb_exponents(y)
     for k0 in range(0, K, b):
         k1 = min(K, k0 + b)
-        bs = block_sum(x[:, :, k0:k1], y[:, k0:k1, :], lx[:, :, k0:k1], ly[:, k0:k1, :])
+        if acc.fma:
+            bs = block_sum(x[:, :, k0:k1], y[:, k0:k1, :], lx[:, :, k0:k1], ly[:, k0:k1, :])
+        else:
+            bs = _rounded_products_sum(acc, x[:, :, k0:k1], y[:, k0:k1, :], rng)
         bs = round_acc(acc, bs, rng)
         s = bs if k0 == 0 else add_round(acc, s, bs, rng)
     return s
+
+
+def _rounded_products_sum(acc, x, y, rng):
+    """RN_64 of the exact sum over k of R(x_k*y_k) (fma off: products rounded to A)."""
+    xp = array_module(x, y)
+    B, m, b = x.shape
+    n = y.shape[-1]
+    prods = round_acc(acc, x[:, :, :, None] * y[:, None, :, :], rng)      # (B, m, b, n)
+    terms = xp.moveaxis(prods, 2, 3).reshape(1, B * m * n, b)
+    near = exact(terms, xp.ones((1, b, 1)))[1]
+    return near.reshape(B, m, n)
 
 
 def _lsb_exponents(a):
