@@ -366,17 +366,20 @@ def test_to_float64_matches_rounding_definition(mode):
 
 
 def test_readme_python_example_runs():
-    """The Python example in README.md shows real output."""
+    """Every Python example in README.md shows real output."""
     import doctest
     import pathlib
 
     readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
     if not readme.exists():
         pytest.skip("README.md not found")
-    block = readme.read_text().split("```python\n")[1].split("```")[0]
-    test = doctest.DocTestParser().get_doctest(block, {}, "README.md", str(readme), 0)
+    blocks = [b.split("```")[0] for b in readme.read_text().split("```python\n")[1:]]
+    assert len(blocks) >= 2
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    runner.run(test)
+    for i, block in enumerate(blocks):
+        test = doctest.DocTestParser().get_doctest(block, {}, f"README.md[{i}]",
+                                                   str(readme), 0)
+        runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
 
 
