@@ -106,7 +106,8 @@ def _uses_stochastic(p) -> bool:
 @dataclasses.dataclass(frozen=True)
 class OpRecord:
     """What one op did: ``op`` name, ``layer`` path, ``formats`` (role -> format name
-    used: the output role F or L, and B / G for the gradients of its inputs),
+    used: the output role F or L, W when a Parameter is an input, and B / G for the
+    gradients of its inputs),
     ``forward`` / ``backward`` (labels of the Accumulations its reductions use; empty
     when the phase has no reduction), ``policy`` (the policy's name)."""
 
@@ -236,8 +237,9 @@ class Tensor:
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf with ``requires_grad``.
 
-        ``grad``: the seed (defaults to 1 for a one-element tensor), rounded to B of the
-        policy of the op that produced ``self``.  The graph is walked iteratively in
+        ``grad``: the seed (defaults to 1 for a one-element tensor; a loss-scaling factor
+        goes here), rounded to L when ``self`` is a loss output and to B otherwise, under
+        the policy of the op that produced ``self``.  The graph is walked iteratively in
         reverse topological order; each op's backward runs under the policy captured at
         its forward.  ``retain_graph=False`` frees saved arrays afterwards.
         """
@@ -259,7 +261,10 @@ class Tensor:
             p = _precision.current()
             _accumulate_leaf(self, p.round(self.grad_role, seed, _rng_if(p)), p, None)
             return
-        seed = fn0.policy.round("backward", seed, fn0.rng)
+        # dL/dL lives with the output: in L for a loss (so a loss-scale seed such as 2^16
+        # survives an fp16 B), in B otherwise.
+        seed_role = "loss" if fn0.output_role == "loss" else "backward"
+        seed = fn0.policy.round(seed_role, seed, fn0.rng)
 
         order = _toposort(fn0)
         grads = {id(fn0): seed}
@@ -509,6 +514,8 @@ class Function:
     def make_record(self) -> OpRecord:
         p = self.policy
         fmts = {self.output_role: p.format_of(self.output_role).name}
+        if any(isinstance(t, Parameter) for t in self.inputs):
+            fmts.setdefault("weights", p.weights.name)
         for i, need in enumerate(self.needs_input_grad):
             if need:
                 role = self.grad_role(i)

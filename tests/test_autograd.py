@@ -142,8 +142,8 @@ def test_records_and_trace():
     r = y.record
     assert isinstance(r, OpRecord)
     assert r.op == "linear" and r.layer == "block.0" and r.policy == "float64"
-    assert r.formats == {"activations": "float64", "backward": "float64",
-                         "gradients": "float64"}
+    assert r.formats == {"activations": "float64", "weights": "float64",
+                         "backward": "float64", "gradients": "float64"}
     assert r.forward == ("float64 sequential fma",) and r.backward == ("float64 sequential fma",)
     assert z.record.layer == "" and z.record.forward == () and z.record.backward == ()
     assert [rec.op for rec in records] == ["linear", "relu"]

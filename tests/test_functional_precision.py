@@ -84,8 +84,8 @@ def test_distinct_role_formats():
     for k, p in params.items():
         assert bool(FP16.is_representable(p.grad.data).all()), k
     r = outs["fc"].record
-    assert r.formats == {"activations": "bfloat16", "backward": "e5m2",
-                         "gradients": "float16"}
+    assert r.formats == {"activations": "bfloat16", "weights": "float32",
+                         "backward": "e5m2", "gradients": "float16"}
     with use(policy):        # no input needs a gradient: only the output format is named
         assert F.relu(Tensor(np.ones(2))).record.formats == {"activations": "bfloat16"}
     assert r.forward == (str(Accumulation.parse("float32:pairwise")),)
@@ -199,6 +199,22 @@ def test_stochastic_rounding_reproducible_from_seed():
     assert a[0].numpy().tobytes() == b[0].numpy().tobytes()
     assert a[2]["w2"].grad.numpy().tobytes() == b[2]["w2"].grad.numpy().tobytes()
     assert any(a[1][k].numpy().tobytes() != c[1][k].numpy().tobytes() for k in a[1])
+
+
+def test_loss_scale_seed_is_rounded_to_the_loss_format():
+    # "mixed": B is fp16 (max 65504) but L is fp32, so a 2^16 loss-scale seed survives and
+    # the scaled logit gradients (2^16 * (p - onehot) / N) fit in fp16.
+    logits = np.float16([[0.0, 1.0, -1.0], [2.0, 0.0, 0.5]])
+    with use("mixed"):
+        z = Tensor(logits, requires_grad=True)
+        loss = F.cross_entropy(z, np.array([1, 0]))
+    loss.backward(2.0 ** 16)
+    g = z.grad.numpy()
+    assert g.dtype == np.float16 and np.isfinite(g).all()
+    p = np.exp(logits - logits.max(1, keepdims=True).astype(np.float64))
+    p /= p.sum(1, keepdims=True)
+    ref = 2.0 ** 16 * (p - np.eye(3)[[1, 0]]) / 2
+    np.testing.assert_allclose(g, ref, rtol=2e-3)
 
 
 def test_dropout_under_policy_and_trace():
