@@ -5,7 +5,7 @@
 >>> from minifp.formats import get_format
 >>> nn.init.seed(0)
 >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).to("float16")
->>> all(get_format("float16").is_representable(p.data) for p in net.parameters())
+>>> all(get_format("float16").is_representable(p.data).all() for p in net.parameters())
 True
 >>> net(np.ones((2, 4))).shape
 (2, 3)

@@ -10,17 +10,23 @@ Numerical semantics
   ``policy.for_layer(path)`` with the weights rounding mode.  Calling ``to`` again re-rounds
   from the master, never from the already rounded values, so models for different policies
   built from the same seed start from the same (rounded) weights.
-* **Calling.** ``module(x)`` resolves the policy in force for the layer — the module's own
-  policy (set by ``to``), else the one inherited from the enclosing module call, else
-  ``minifp.precision.current()`` — applies the per-layer overrides for the module's dotted
-  path, and runs ``forward`` inside ``minifp.precision.use(resolved)`` (and the precision
-  module's layer scope, when it has one) so every functional op rounds and accumulates as
-  that layer's policy says.  A module that was never given a policy has its parameters
-  rounded from the master to the weights format in force at its first call (and again,
-  from the master, whenever that format changes).  Raw arrays passed to a module are
-  wrapped as Tensors after rounding to the activations format (role F).
-* **Buffers** (e.g. BatchNorm running statistics) are state, not weights: ``to`` rounds
-  their *current* values to the weights format.
+* **Calling.** ``module(x)`` takes the policy in force for the module — its own policy
+  (set by ``to``), else the one of the enclosing module call, else
+  ``minifp.precision.current()`` — and runs ``forward`` inside
+  ``minifp.precision.layer_scope(path)`` (plus ``use(policy)`` when the policy differs from
+  the one already in force), so ``precision.current()`` resolves the per-layer overrides
+  for the module's dotted path and every functional op rounds and accumulates as that
+  layer's policy says.  A module that was never given a policy has its parameters rounded
+  from the master to the weights format in force at its first call (and again, from the
+  master, whenever that format changes: call :meth:`Module.commit_master` first to keep
+  trained values).  Raw float arrays passed to a module are rounded to the activations
+  format (role F) and wrapped as Tensors.
+* **Stochastic rounding.** When a module call puts its policy in force it also supplies the
+  stream (a Generator seeded from ``policy.seed``, kept by the module and restarted by
+  ``to``), so draws run on from step to step and replay exactly for the same seed.
+* **Buffers** (e.g. BatchNorm running statistics) are state, not weights: they are rounded
+  from their *current* values to the weights format (by ``to`` and when the weights format
+  in force changes); ``functional.batch_norm`` updates them in place, rounded to W.
 
 Paths are dotted attribute names from the root module (``"blocks.0.attn.qkv"``); the root's
 path is ``""``.  They are fixed by the first ``to`` or top-level call on the root.
@@ -34,8 +40,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..autograd import Parameter, Tensor
 from .. import precision as _prec
+from ..autograd import Parameter, Tensor
 from ..backend import array_module
 from ..formats import Rounding
 
@@ -293,6 +299,7 @@ class Module:
             self._assign_paths()
         for _, m in self.named_modules():
             object.__setattr__(m, "_policy", p)
+            object.__setattr__(m, "_sr_stream", None)
             m._round_weights(p.for_layer(m.path), force=True)
         return self
 
@@ -353,11 +360,22 @@ class Module:
                 # A new ``use`` frame only when the policy changes: the frame owns the
                 # stochastic-rounding stream, which must run on across layers.
                 if base is not inherited and base != inherited:
-                    ctx.enter_context(prec.use(base))
+                    ctx.enter_context(prec.use(base, rng=self._stream(base)))
                 ctx.enter_context(prec.layer_scope(self.path))
                 return self.forward(*args, **kwargs)
         finally:
             stack.pop()
+
+    def _stream(self, base):
+        """The stochastic-rounding Generator of calls that put ``base`` in force here:
+        seeded from ``base.seed`` and kept by the module, so the draws run on from call to
+        call (step to step) instead of restarting, and a model rebuilt with the same seed
+        and policy replays them exactly."""
+        st = self.__dict__.get("_sr_stream")
+        if st is None or st[0] is not base:
+            st = (base, np.random.default_rng(base.seed))
+            object.__setattr__(self, "_sr_stream", st)
+        return st[1]
 
     def _layer_policy(self, base):
         """``base.for_layer(self.path)``, cached per (base, path)."""
