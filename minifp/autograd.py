@@ -86,13 +86,8 @@ def trace():
 
 
 def _layer_path() -> str:
-    """The layer path the precision context reports (empty outside any layer)."""
-    for name in ("current_path", "current_layer_path", "current_layer", "layer_path"):
-        fn = getattr(_precision, name, None)
-        if callable(fn):
-            path = fn()
-            return "" if path is None else str(path)
-    return ""
+    """The layer path of the innermost :func:`minifp.precision.layer_scope` ("" outside)."""
+    return _precision.current_layer() or ""
 
 
 def _uses_stochastic(p) -> bool:
@@ -453,7 +448,9 @@ class Function:
     attributes.  Inside forward/backward: ``self.policy`` (captured Precision),
     ``self.rng`` (stochastic-rounding generator or None), ``self.fwd_acc`` /
     ``self.bwd_acc``, ``self.inputs``, ``self.needs_input_grad``, and the helpers
-    :meth:`round_out`, :meth:`round_grad`, :meth:`grad_role`.
+    :meth:`round_out`, :meth:`round_grad`, :meth:`grad_role`.  Arrays needed by the
+    backward are kept with :meth:`save_for_backward` or in attributes named ``saved_*``;
+    both are dropped after the backward pass unless ``retain_graph=True``.
     """
 
     output_role = "activations"
@@ -510,6 +507,11 @@ class Function:
     def round_grad(self, i: int, x):
         """Round a gradient for input ``i`` once to its role (B or G)."""
         return self.policy.round(self.grad_role(i), x, self.rng)
+
+    def save_for_backward(self, *arrays) -> None:
+        """Keep arrays for the backward as ``self.saved_tensors`` (freed by
+        :meth:`release`; any attribute named ``saved_*`` is freed the same way)."""
+        self.saved_tensors = arrays
 
     def make_record(self) -> OpRecord:
         p = self.policy

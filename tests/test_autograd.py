@@ -118,17 +118,19 @@ def test_custom_function():
         op_name = "cube"
 
         def forward(self, x):
-            self.saved_x = x
+            self.save_for_backward(x)
             return self.round_out(x.astype(np.float64) ** 3)
 
         def backward(self, g):
-            return self.round_grad(0, 3 * self.saved_x.astype(np.float64) ** 2 * g)
+            (x,) = self.saved_tensors
+            return self.round_grad(0, 3 * x.astype(np.float64) ** 2 * g)
 
     with use(F64):
         x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
         y = Cube.apply(x)
         F.sum(y).backward()
     assert y.record.op == "cube"
+    assert y.creator.released and not hasattr(y.creator, "saved_tensors")
     np.testing.assert_array_equal(x.grad.numpy(), [3.0, 12.0])
 
 
