@@ -19,7 +19,6 @@ Then, for the non-exact orders, one rounding to ``out`` with ``out_rounding``.
 from __future__ import annotations
 
 import math
-import os
 import zlib
 from fractions import Fraction
 
@@ -115,8 +114,6 @@ def ref_pairwise(xs, ys, fmt, mode="nearest_even", fma=True):
 
 
 def ref_blocked(xs, ys, fmt, b, mode="nearest_even", fma=True):
-    if os.environ.get("BLOCKED_IGNORES_FMA"):
-        fma = True
     ps = _products(xs, ys, fmt, mode, fma)
     s = None
     for j in range(0, len(ps), b):
