@@ -398,3 +398,63 @@ def test_policies_start_from_same_weights():
     b = convnet(seed=1).to("float16")
     for (k, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
         np.testing.assert_array_equal(FP16.round(p.data), q.data)
+
+
+def test_records_carry_layer_paths():
+    from minifp.autograd import trace
+    net = ViT(seed=0).to("float16")
+    with trace() as records:
+        net(images(2))
+    layers = {r.layer for r in records}
+    assert {"patch", "patch.proj", "blocks.0.attn", "blocks.0.attn.q_proj", "blocks.1.mlp.0",
+            "norm", "head", ""} <= layers
+    ops = {(r.layer, r.op) for r in records}
+    assert ("blocks.0.attn", "matmul") in ops and ("blocks.0.attn", "softmax") in ops
+    assert ("blocks.1.norm2", "layer_norm") in ops
+
+
+@pytest.mark.parametrize("policy", ["fp8", "posit8-mixed", "mixed"])
+def test_presets_forward_backward(policy):
+    p = get_precision(policy)
+    net = ViT(seed=0).to(policy)
+    for k, prm in net.named_parameters():
+        assert p.weights.is_representable(prm.data).all(), k
+    logits = net(images(2))
+    assert logits.dtype == p.activations.carrier
+    F.cross_entropy(logits, np.array([0, 1])).backward()
+    assert all(prm.grad is not None for prm in net.parameters())
+
+
+def test_stochastic_rounding_stream_runs_on_and_replays():
+    pol = get_precision("float16").replace(rounding={"activations": "stochastic"}, seed=3)
+    net = convnet(0).to(pol).eval()
+    a, b = net(images()).numpy(), net(images()).numpy()
+    assert not np.array_equal(a, b)                    # the stream moves on between calls
+    again = convnet(0).to(pol).eval()
+    np.testing.assert_array_equal(again(images()).numpy(), a)
+    np.testing.assert_array_equal(again(images()).numpy(), b)
+
+
+def test_residual_with_shortcut():
+    body = nn.Linear(4, 3, seed=0)
+    short = nn.Linear(4, 3, bias=False, seed=1)
+    res = nn.Residual(body, short).to("float64")
+    x = np.random.default_rng(0).standard_normal((2, 4))
+    y = res(x).numpy()
+    expect = x @ body.weight.data.T + body.bias.data + x @ short.weight.data.T
+    np.testing.assert_allclose(y, expect, rtol=1e-12)
+    assert [k for k, _ in res.named_parameters()] == ["body.weight", "body.bias",
+                                                      "shortcut.weight"]
+    ident = nn.Residual(nn.ReLU()).to("float64")
+    np.testing.assert_array_equal(ident(x).numpy(), np.maximum(x, 0) + x)
+
+
+def test_load_state_dict_into_unpinned_model_rounds_at_call():
+    src = mlp(seed=1).to("float16")
+    dst = mlp(seed=7)
+    dst.load_state_dict(src.state_dict())
+    np.testing.assert_array_equal(dst.master_state_dict()["0.weight"],
+                                  src[0].weight.data.astype(np.float64))
+    with use("float16"):
+        np.testing.assert_array_equal(dst(np.ones((1, 4))).numpy(),
+                                      src(np.ones((1, 4))).numpy())
