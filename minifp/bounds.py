@@ -226,7 +226,6 @@ def _core(order, n, block, fma, acc_fmt, mode, out_fmt, out_mode, hi, floors):
     """(relative, absolute, formula) for arguments of magnitude <= hi."""
     fl_acc, fl_out = floors
     acc = _site(acc_fmt, mode, hi, fl_acc) if acc_fmt is not None else None
-    g = None
     terms = []
     if order == "exact":
         rel, eta_sum = 0.0, 0.0
