@@ -458,3 +458,34 @@ def test_load_state_dict_into_unpinned_model_rounds_at_call():
     with use("float16"):
         np.testing.assert_array_equal(dst(np.ones((1, 4))).numpy(),
                                       src(np.ones((1, 4))).numpy())
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_attention_blocks_match_float64_reference():
+    rng = np.random.default_rng(0)
+    pe = nn.PatchEmbedding(8, 4, 2, 6, seed=1).to("float64")
+    x = rng.standard_normal((2, 2, 8, 8))
+    patches = np.stack([x[:, :, i:i + 4, j:j + 4].reshape(2, -1)
+                        for i in (0, 4) for j in (0, 4)], axis=1)          # (2, 4, 32)
+    tok = patches @ pe.proj.weight.data.T + pe.proj.bias.data
+    cls = np.broadcast_to(pe.cls_token.data, (2, 1, 6))
+    expect = np.concatenate([cls, tok], axis=1) + pe.pos_embedding.data
+    np.testing.assert_allclose(pe(x).numpy(), expect, rtol=1e-12, atol=1e-14)
+
+    att = nn.MultiHeadSelfAttention(6, 2, seed=2).to("float64")
+    t = rng.standard_normal((2, 5, 6))
+
+    def proj(lin, a):
+        return a @ lin.weight.data.T + lin.bias.data
+
+    def heads(a):
+        return a.reshape(2, 5, 2, 3).transpose(0, 2, 1, 3)
+
+    q, k, v = (heads(proj(m, t)) for m in (att.q_proj, att.k_proj, att.v_proj))
+    ctx = _softmax(q @ k.transpose(0, 1, 3, 2) / np.sqrt(3)) @ v
+    expect = proj(att.out_proj, ctx.transpose(0, 2, 1, 3).reshape(2, 5, 6))
+    np.testing.assert_allclose(att(t).numpy(), expect, rtol=1e-10, atol=1e-12)
