@@ -353,7 +353,6 @@ class Module:
         base = self._policy if self._policy is not None else inherited
         layer_policy = self._layer_policy(base)
         self._round_weights(layer_policy)
-        args = tuple(self._wrap_input(a, layer_policy) for a in args)
         stack.append(base)
         try:
             with contextlib.ExitStack() as ctx:
@@ -362,6 +361,7 @@ class Module:
                 if base is not inherited and base != inherited:
                     ctx.enter_context(prec.use(base, rng=self._stream(base)))
                 ctx.enter_context(prec.layer_scope(self.path))
+                args = tuple(self._wrap_input(a, layer_policy) for a in args)
                 return self.forward(*args, **kwargs)
         finally:
             stack.pop()
@@ -388,8 +388,8 @@ class Module:
 
     @staticmethod
     def _wrap_input(a, layer_policy):
-        if _is_array(a) and array_module(a).issubdtype(a.dtype, array_module(a).floating):
-            return Tensor(_round_role(layer_policy, "activations", a, "input"))
+        if _is_array(a) and a.dtype.kind == "f":
+            return Tensor(layer_policy.round("activations", a))  # stochastic: current_rng()
         return a
 
     def forward(self, *args, **kwargs):
