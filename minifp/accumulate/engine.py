@@ -38,7 +38,12 @@ def _as_real(xp, a, what):
     return a.astype(np.float64, copy=False)
 
 
-def _reduce(acc, x, y, rng):
+def _bits(a, original_dtype) -> int:
+    """Significant bits the values of ``a`` need (11 for float16 data, else measured)."""
+    return 11 if original_dtype == np.float16 else orders.significant_bits(a)
+
+
+def _reduce(acc, x, y, rng, bits=None):
     """(value, odd): accumulator values for x @ y batched; ``odd`` is set for exact order."""
     kind = acc.order.kind
     if x.shape[-1] == 0 or x.size == 0 or y.size == 0:  # empty sums are +0
@@ -47,11 +52,11 @@ def _reduce(acc, x, y, rng):
         zero = xp.zeros(shape)
         return zero, (zero if kind == "exact" else None)
     if kind == "sequential":
-        return orders.sequential(acc, x, y, rng), None
+        return orders.sequential(acc, x, y, rng, bits), None
     if kind == "pairwise":
         return orders.pairwise(acc, x, y, rng), None
     if kind == "blocked":
-        return orders.blocked(acc, x, y, rng), None
+        return orders.blocked(acc, x, y, rng, bits), None
     if kind == "exact":
         odd, near = orders.exact(x, y)
         return near, odd
@@ -89,8 +94,10 @@ def matmul(x, y, acc=None, out: Format | str | None = None, out_rounding="neares
     """
     acc = _as_accumulation(acc)
     xp = array_module(x, y)
+    dx, dy = xp.asarray(x).dtype, xp.asarray(y).dtype
     x = _as_real(xp, x, "matmul operand x")
     y = _as_real(xp, y, "matmul operand y")
+    bits = (_bits(x, dx), _bits(y, dy))
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError(f"matmul needs arrays of at least 1 dimension, got shapes "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
@@ -109,7 +116,7 @@ def matmul(x, y, acc=None, out: Format | str | None = None, out_rounding="neares
     batch = int(np.prod(lead)) if lead else 1
     xb = xp.broadcast_to(xv, lead + (m, K)).reshape(batch, m, K)
     yb = xp.broadcast_to(yv, lead + (K, n)).reshape(batch, K, n)
-    value, odd = _reduce(acc, xb, yb, rng)
+    value, odd = _reduce(acc, xb, yb, rng, bits)
     res = _finish(acc, value, odd, out, out_rounding, rng).reshape(lead + (m, n))
     if x.ndim == 1:
         res = res[..., 0, :]
@@ -148,6 +155,7 @@ def sum(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest_
     reduced axes; rounded once to ``out`` (default: the accumulator format)."""
     acc = _as_accumulation(acc)
     xp = array_module(x)
+    dx = xp.asarray(x).dtype
     x = _as_real(xp, x, "sum operand")
     axes = _normalise_axes(axis, x.ndim)
     kept = tuple(i for i in range(x.ndim) if i not in axes)
@@ -156,7 +164,7 @@ def sum(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest_
     K = int(np.prod([x.shape[i] for i in axes])) if axes else 1
     terms = moved.reshape(1, rows, K)
     ones = xp.ones((1, K, 1))
-    value, odd = _reduce(acc, terms, ones, rng)
+    value, odd = _reduce(acc, terms, ones, rng, (_bits(x, dx), 1))
     res = _finish(acc, value, odd, out, out_rounding, rng)
     shape = tuple(1 if (i in axes) else x.shape[i] for i in range(x.ndim)) if keepdims \
         else tuple(x.shape[i] for i in kept)

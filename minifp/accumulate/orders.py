@@ -42,8 +42,9 @@ def add_round(acc, a, b, rng):
     return round_acc(acc, add_to_odd(a, b), rng)
 
 
-def _products_exact(x, y) -> bool:
-    return significant_bits(x) + significant_bits(y) <= 53
+def operand_bits(x, y, bits=None):
+    """(bits of x, bits of y): given, or measured on the data."""
+    return bits if bits is not None else (significant_bits(x), significant_bits(y))
 
 
 def significant_bits(a) -> int:
@@ -63,19 +64,19 @@ def significant_bits(a) -> int:
 
 # ---- sequential -----------------------------------------------------------------------
 
-def sequential(acc, x, y, rng):
+def sequential(acc, x, y, rng, bits=None):
     """``s = R(s + x_k*y_k)`` (fma) or ``s = R(s + R(x_k*y_k))`` for k = 0..K-1, s0 = +0."""
     xp = array_module(x, y)
     B, m, K = x.shape
     n = y.shape[-1]
-    fmt = acc.format
     if K == 0:
         return xp.zeros((B, m, n))
-    fast = _fast_rounder(acc, x, y)
+    bits = operand_bits(x, y, bits)
+    fast = _fast_rounder(acc, x, y, bits)
     if fast is not None and xp is np:
         return _sequential_fast(acc, x, y, fast)
     s = xp.zeros((B, m, n))
-    direct = _float64_add_is_correct(acc, x, y)
+    direct = _float64_add_is_correct(acc, x, y, bits)
     for k in range(K):
         p = x[:, :, k, None] * y[:, None, k, :]
         if not acc.fma:
@@ -87,7 +88,7 @@ def sequential(acc, x, y, rng):
     return s
 
 
-def _float64_add_is_correct(acc, x, y) -> bool:
+def _float64_add_is_correct(acc, x, y, bits) -> bool:
     """True when RN_A(RN_64(s + p)) = RN_A(s + p) for every partial sum s in A.
 
     Holds for round-to-nearest-even into a float format A of precision t when
@@ -105,10 +106,9 @@ def _float64_add_is_correct(acc, x, y) -> bool:
     if 2 * t + 2 <= 53:
         if not acc.fma:
             return True
-        if significant_bits(x) + significant_bits(y) <= t and _products_in_normal_range(
-                fmt, x, y):
+        if sum(bits) <= t and _products_in_normal_range(fmt, x, y):
             return True
-    pbits = significant_bits(x) + significant_bits(y)
+    pbits = sum(bits)
     span = math.ceil(math.log2(fmt.max)) + 1 - math.log2(fmt.smallest_subnormal)
     return span <= 51 and t + pbits <= 50
 
@@ -126,7 +126,7 @@ def _products_in_normal_range(fmt, x, y) -> bool:
             and float(nzx.min()) * float(nzy.min()) >= fmt.smallest_normal)
 
 
-def _fast_rounder(acc, x, y):
+def _fast_rounder(acc, x, y, bits):
     """Constants for the in-place rounding of the fast sequential loop, or None.
 
     The fast loop needs: a float format with subnormals, nearest-even, fma, products
@@ -137,7 +137,7 @@ def _fast_rounder(acc, x, y):
     if not (isinstance(fmt, FloatFormat) and fmt.subnormals and acc.fma
             and acc.rounding is Rounding.NEAREST_EVEN and fmt.precision < 53):
         return None
-    if not (_products_exact(x, y) and _float64_add_is_correct(acc, x, y)):
+    if not (sum(bits) <= 53 and _float64_add_is_correct(acc, x, y, bits)):
         return None
     xp = array_module(x, y)
     if not (bool(xp.isfinite(x).all()) and bool(xp.isfinite(y).all())):
@@ -147,6 +147,11 @@ def _fast_rounder(acc, x, y):
     bound = float(xp.max(xp.matmul(xp.abs(x), xp.abs(y)))) if x.size and y.size else 0.0
     if not bound * growth < fmt.max:
         return None
+    return magic_constants(fmt)
+
+
+def magic_constants(fmt):
+    """Constants of :func:`round_rne_inplace` for a float format with subnormals."""
     emin = round(math.log2(fmt.smallest_normal))
     # c = 1.5 * 2**(max(e, emin) + 52 - (t-1)): exponent shift plus the 0.5 mantissa bit
     return {"minnorm": 2.0 ** emin,
@@ -156,25 +161,35 @@ def _fast_rounder(acc, x, y):
 _EXP = np.uint64(0x7FF0000000000000)
 
 
-def _sequential_fast(acc, x, y, k):
-    """Sequential RNE accumulation in six passes per term over the output.
+def round_rne_inplace(s, k, c):
+    """Round float64 ``s`` to nearest-even in a float format with subnormals, in place.
 
-    ``s += x_k y_k^T`` is one rank-1 BLAS update (the product is exact, so an FMA
-    inside BLAS gives the same RN_64(s + p)).  Then s is rounded to A in place:
-    with 2**e <= |s| < 2**(e+1) and c = 1.5 * 2**(max(e, emin) + 52 - (t-1)),
-    s + c stays in c's binade, whose float64 spacing is A's spacing at s (2**(e-t+1),
+    With 2**e <= |s| < 2**(e+1) and c = 1.5 * 2**(max(e, emin) + 52 - (t-1)), s + c
+    stays in c's binade, whose float64 spacing is the format's spacing at s (2**(e-t+1),
     or the subnormal quantum); c is an even multiple of it, so RN_64(s + c) - c is s
-    rounded to nearest-even in A, subnormals included.
+    rounded to nearest-even, subnormals included.  Values beyond the format's max are
+    not sent to Inf: callers rule them out.  ``c`` is a float64 scratch array like s.
     """
+    cv = c.view(np.uint64)
+    np.bitwise_and(s.view(np.uint64), _EXP, out=cv)
+    np.maximum(c, k["minnorm"], out=c)
+    np.add(cv, k["add"], out=cv)
+    np.add(s, c, out=s)
+    np.subtract(s, c, out=s)
+    return s
+
+
+def _sequential_fast(acc, x, y, k):
+    """Sequential RNE accumulation in six passes per term over the output: the rank-1
+    BLAS update s += x_k y_k^T (the product is exact, so an FMA inside BLAS gives the
+    same RN_64(s + p)) and :func:`round_rne_inplace`."""
     B, m, K = x.shape
     n = y.shape[-1]
     out = np.empty((B, m, n))
-    c = np.empty((m, n), np.uint64, order="F")
-    cf = c.view(np.float64)
+    c = np.empty((m, n), order="F")
     buf = None if _dger is not None else np.empty((m, n), order="F")
     for b in range(B):
         s = np.zeros((m, n), order="F")
-        sv = s.view(np.uint64)
         xb = np.asfortranarray(x[b])
         yb = np.ascontiguousarray(y[b])
         for kk in range(K):
@@ -183,11 +198,7 @@ def _sequential_fast(acc, x, y, k):
             else:
                 np.multiply(xb[:, kk, None], yb[None, kk, :], out=buf)
                 np.add(s, buf, out=s)
-            np.bitwise_and(sv, _EXP, out=c)
-            np.maximum(cf, k["minnorm"], out=cf)
-            np.add(c, k["add"], out=c)
-            np.add(s, cf, out=s)
-            np.subtract(s, cf, out=s)
+            round_rne_inplace(s, k, c)
         out[b] = s
     return out
 
@@ -224,7 +235,7 @@ def pairwise(acc, x, y, rng):
 
 # ---- blocked --------------------------------------------------------------------------
 
-def blocked(acc, x, y, rng):
+def blocked(acc, x, y, rng, bits=None):
     """Blocks of b products: exact block sum, rounded to float64 (nearest-even), then to
     A; the block results are accumulated sequentially in A (s0 = +0).  Without fma the
     products are rounded to A before they enter the block sum."""
@@ -232,18 +243,75 @@ def blocked(acc, x, y, rng):
     B, m, K = x.shape
     n = y.shape[-1]
     b = acc.order.block
+    bits = operand_bits(x, y, bits)
+    starts = list(range(0, K, b))
+    total = None
+    sums = None
+    if acc.fma and sum(bits) <= 53:
+        total, sums = _blas_block_sums(x, y, b, bits)
+    fast = None
+    fmt = acc.format
+    if (sums is not None and xp is np and isinstance(fmt, FloatFormat) and fmt.subnormals
+            and acc.rounding is Rounding.NEAREST_EVEN and 2 * fmt.precision + 2 <= 53
+            and float(total.max(initial=0.0)) * (1 + 2.0 ** -20) < fmt.max):
+        fast = magic_constants(fmt)
+    if fast is not None:
+        # block sums and partial sums stay below max; s and R(block) are in A, so
+        # RN_64(s + R(block)) rounded to A is one correct rounding (Figueroa).
+        c = np.empty((B, m, n))
+        s = round_rne_inplace(sums[0].copy(), fast, c)
+        for j in range(1, len(starts)):
+            s += round_rne_inplace(sums[j].copy(), fast, c)
+            round_rne_inplace(s, fast, c)
+        return s
     s = xp.zeros((B, m, n))
-    lx = _lsb_exponents(x)
-    ly = _lsb_exponents(y)
-    for k0 in range(0, K, b):
+    lx = ly = None
+    for j, k0 in enumerate(starts):
         k1 = min(K, k0 + b)
-        if acc.fma:
+        if sums is not None:
+            bs = sums[j]
+        elif acc.fma:
+            if lx is None:
+                lx, ly = _lsb_exponents(x), _lsb_exponents(y)
             bs = block_sum(x[:, :, k0:k1], y[:, k0:k1, :], lx[:, :, k0:k1], ly[:, k0:k1, :])
         else:
             bs = _rounded_products_sum(acc, x[:, :, k0:k1], y[:, k0:k1, :], rng)
         bs = round_acc(acc, bs, rng)
         s = bs if k0 == 0 else add_round(acc, s, bs, rng)
     return s
+
+
+def _blas_block_sums(x, y, b, bits):
+    """(sum |x||y|, list of block sums) when a single test proves every float64 BLAS
+    block sum exact, else (None, None).
+
+    Every product x_ik y_kj is a multiple of 2**(lo_i + lo_j), lo = exponent of the
+    smallest nonzero |value| in the row (column) minus (bits - 1); a sum of such
+    products below 2**(lo_i + lo_j + 53) is exact in float64 in any order.
+    """
+    xp = array_module(x, y)
+    if not (bool(xp.isfinite(x).all()) and bool(xp.isfinite(y).all())):
+        return None, None
+    ax, ay = xp.abs(x), xp.abs(y)
+    total = xp.matmul(ax, ay)
+    lo_x = _row_low_exponent(ax, -1) - (bits[0] - 1)         # (B, m, 1)
+    lo_y = _row_low_exponent(ay, -2) - (bits[1] - 1)         # (B, 1, n)
+    limit = xp.ldexp(xp.ones(total.shape),
+                     xp.clip(lo_x + lo_y + 53, -1070, 1020).astype(np.int32))
+    if not bool((total * (1 + 2.0 ** -40) < limit).all()):
+        return total, None
+    K = x.shape[-1]
+    sums = [xp.matmul(x[:, :, k0:k0 + b], y[:, k0:k0 + b, :]) for k0 in range(0, K, b)]
+    return total, sums
+
+
+def _row_low_exponent(a, axis):
+    """floor(log2) of the smallest nonzero entry along ``axis`` (keepdims; 0 if none)."""
+    xp = array_module(a)
+    low = xp.min(xp.where(a > 0, a, xp.inf), axis=axis, keepdims=True)
+    low = xp.where(xp.isfinite(low), low, 1.0)
+    _, e = xp.frexp(low)
+    return e.astype(np.int64) - 1
 
 
 def _rounded_products_sum(acc, x, y, rng):
