@@ -43,7 +43,17 @@ def _bits(a, original_dtype) -> int:
     return 11 if original_dtype == np.float16 else orders.significant_bits(a)
 
 
-def _reduce(acc, x, y, rng, bits=None):
+_QUANTUM_EXP = {np.dtype(np.float16): -24, np.dtype(np.float32): -149}
+
+
+def _quantum(dtype) -> int:
+    """Exponent of the smallest positive value of a float dtype (0 for integers)."""
+    if dtype.kind in "iub":
+        return 0
+    return _QUANTUM_EXP.get(np.dtype(dtype), -1074)
+
+
+def _reduce(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
     """(value, odd): accumulator values for x @ y batched; ``odd`` is set for exact order."""
     kind = acc.order.kind
     if x.shape[-1] == 0 or x.size == 0 or y.size == 0:  # empty sums are +0
@@ -56,7 +66,7 @@ def _reduce(acc, x, y, rng, bits=None):
     if kind == "pairwise":
         return orders.pairwise(acc, x, y, rng), None
     if kind == "blocked":
-        return orders.blocked(acc, x, y, rng, bits), None
+        return orders.blocked(acc, x, y, rng, bits, quanta), None
     if kind == "exact":
         odd, near = orders.exact(x, y)
         return near, odd
@@ -116,7 +126,7 @@ def matmul(x, y, acc=None, out: Format | str | None = None, out_rounding="neares
     batch = int(np.prod(lead)) if lead else 1
     xb = xp.broadcast_to(xv, lead + (m, K)).reshape(batch, m, K)
     yb = xp.broadcast_to(yv, lead + (K, n)).reshape(batch, K, n)
-    value, odd = _reduce(acc, xb, yb, rng, bits)
+    value, odd = _reduce(acc, xb, yb, rng, bits, (_quantum(dx), _quantum(dy)))
     res = _finish(acc, value, odd, out, out_rounding, rng).reshape(lead + (m, n))
     if x.ndim == 1:
         res = res[..., 0, :]
@@ -164,7 +174,7 @@ def sum(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest_
     K = int(np.prod([x.shape[i] for i in axes])) if axes else 1
     terms = moved.reshape(1, rows, K)
     ones = xp.ones((1, K, 1))
-    value, odd = _reduce(acc, terms, ones, rng, (_bits(x, dx), 1))
+    value, odd = _reduce(acc, terms, ones, rng, (_bits(x, dx), 1), (_quantum(dx), 0))
     res = _finish(acc, value, odd, out, out_rounding, rng)
     shape = tuple(1 if (i in axes) else x.shape[i] for i in range(x.ndim)) if keepdims \
         else tuple(x.shape[i] for i in kept)

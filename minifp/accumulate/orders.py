@@ -7,6 +7,7 @@ most 26 significant bits are exact in float64; wider operands give RN(x*y).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -19,6 +20,21 @@ try:  # rank-1 update in one pass; only for NumPy arrays
     from scipy.linalg.blas import dger as _dger
 except Exception:  # pragma: no cover - scipy is a dependency
     _dger = None
+
+try:  # one BLAS thread inside the sequential loop: waking threads per rank-1 update
+    from threadpoolctl import ThreadpoolController                # costs 3x its work
+except Exception:  # pragma: no cover - a dependency; the loop is only slower without it
+    ThreadpoolController = None
+_controller = []
+
+
+def _one_blas_thread():
+    """A context limiting BLAS to one thread (a no-op without threadpoolctl)."""
+    if ThreadpoolController is None:
+        return contextlib.nullcontext()
+    if not _controller:
+        _controller.append(ThreadpoolController())
+    return _controller[0].limit(limits=1, user_api="blas")
 
 _CHUNK_ELEMENTS = 1 << 22  # products materialised at once by pairwise
 
@@ -183,6 +199,13 @@ def _sequential_fast(acc, x, y, k):
     """Sequential RNE accumulation in six passes per term over the output: the rank-1
     BLAS update s += x_k y_k^T (the product is exact, so an FMA inside BLAS gives the
     same RN_64(s + p)) and :func:`round_rne_inplace`."""
+    if x.shape[-1] < 64:
+        return _sequential_fast_loop(x, y, k)
+    with _one_blas_thread():
+        return _sequential_fast_loop(x, y, k)
+
+
+def _sequential_fast_loop(x, y, k):
     B, m, K = x.shape
     n = y.shape[-1]
     out = np.empty((B, m, n))
@@ -235,7 +258,7 @@ def pairwise(acc, x, y, rng):
 
 # ---- blocked --------------------------------------------------------------------------
 
-def blocked(acc, x, y, rng, bits=None):
+def blocked(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
     """Blocks of b products: exact block sum, rounded to float64 (nearest-even), then to
     A; the block results are accumulated sequentially in A (s0 = +0).  Without fma the
     products are rounded to A before they enter the block sum."""
@@ -248,7 +271,7 @@ def blocked(acc, x, y, rng, bits=None):
     total = None
     sums = None
     if acc.fma and sum(bits) <= 53:
-        total, sums = _blas_block_sums(x, y, b, bits)
+        total, sums = _blas_block_sums(x, y, b, bits, quanta)
     fast = None
     fmt = acc.format
     if (sums is not None and xp is np and isinstance(fmt, FloatFormat) and fmt.subnormals
@@ -281,28 +304,55 @@ def blocked(acc, x, y, rng, bits=None):
     return s
 
 
-def _blas_block_sums(x, y, b, bits):
+def _blas_block_sums(x, y, b, bits, quanta):
     """(sum |x||y|, list of block sums) when a single test proves every float64 BLAS
-    block sum exact, else (None, None).
+    block sum exact, else (sum |x||y| or None, None).
 
-    Every product x_ik y_kj is a multiple of 2**(lo_i + lo_j), lo = exponent of the
-    smallest nonzero |value| in the row (column) minus (bits - 1); a sum of such
+    Every product x_ik y_kj is a multiple of 2**(lo_i + lo_j), lo = the exponent of the
+    smallest nonzero |value| in the row (column) minus (bits - 1), but at least the
+    exponent of the operand dtype's quantum (2**-24 for float16 data); a sum of such
     products below 2**(lo_i + lo_j + 53) is exact in float64 in any order.
     """
     xp = array_module(x, y)
     if not (bool(xp.isfinite(x).all()) and bool(xp.isfinite(y).all())):
         return None, None
     ax, ay = xp.abs(x), xp.abs(y)
-    total = xp.matmul(ax, ay)
-    lo_x = _row_low_exponent(ax, -1) - (bits[0] - 1)         # (B, m, 1)
-    lo_y = _row_low_exponent(ay, -2) - (bits[1] - 1)         # (B, 1, n)
+    exact32 = bits[0] <= 24 and bits[1] <= 24 and min(quanta) >= -149
+    total = _abs_sum_bound(ax, ay, exact32)
+    lo_x = xp.maximum(_row_low_exponent(ax, -1) - (bits[0] - 1), quanta[0])  # (B, m, 1)
+    lo_y = xp.maximum(_row_low_exponent(ay, -2) - (bits[1] - 1), quanta[1])  # (B, 1, n)
     limit = xp.ldexp(xp.ones(total.shape),
                      xp.clip(lo_x + lo_y + 53, -1070, 1020).astype(np.int32))
-    if not bool((total * (1 + 2.0 ** -40) < limit).all()):
+    if not bool((total < limit).all()):
         return total, None
-    K = x.shape[-1]
-    sums = [xp.matmul(x[:, :, k0:k0 + b], y[:, k0:k0 + b, :]) for k0 in range(0, K, b)]
-    return total, sums
+    B, m, K = x.shape
+    n = y.shape[-1]
+    nb = -(-K // b)
+    pad = nb * b - K
+    if pad:
+        x = xp.concatenate([x, xp.zeros((B, m, pad))], axis=2)
+        y = xp.concatenate([y, xp.zeros((B, pad, n))], axis=1)
+    xs = xp.ascontiguousarray(x.reshape(B, m, nb, b).transpose(0, 2, 1, 3))   # (B, nb, m, b)
+    ys = y.reshape(B, nb, b, n)
+    sums = xp.matmul(xs, ys)                                                  # (B, nb, m, n)
+    return total, [sums[:, j] for j in range(nb)]
+
+
+def _abs_sum_bound(ax, ay, exact32):
+    """An upper bound on sum_k |x_ik||y_kj|: float32 BLAS when the data are float32
+    values (``exact32``; relative error <= gamma_K(2**-24), covered by a margin), else
+    float64."""
+    xp = array_module(ax, ay)
+    K = ax.shape[-1]
+    f32 = np.finfo(np.float32)
+    amax = float(ax.max(initial=0.0))
+    bmax = float(ay.max(initial=0.0))
+    if exact32 and K * amax * bmax < f32.max / 4 and K < 2 ** 20:
+        t = xp.matmul(ax.astype(np.float32), ay.astype(np.float32)).astype(np.float64)
+        # each of the K products and K - 1 additions rounds once in float32 (relative
+        # 2**-24 each, or an absolute subnormal quantum when a product underflows)
+        return t * (1 + 4 * (K + 2) * 2.0 ** -24) + 2.0 * K * float(f32.smallest_subnormal)
+    return xp.matmul(ax, ay) * (1 + 2.0 ** -40)
 
 
 def _row_low_exponent(a, axis):
