@@ -236,8 +236,9 @@ class Dropout(Module):
 class _BatchNorm(Module):
     """Batch normalisation over every axis but the channel axis 1.
 
-    Training: batch mean and variance are sums under the forward Accumulation (rounded to
-    F); the running statistics (buffers ``running_mean``, ``running_var``, kept in the
+    Training: batch mean and variance are sums under the forward Accumulation (kept in
+    its accumulator format, see :func:`minifp.functional.batch_norm`); the output is
+    rounded once to F; the running statistics (buffers ``running_mean``, ``running_var``, kept in the
     weights format) are updated as ``(1-momentum)*running + momentum*batch`` (unbiased
     variance).  Eval: the running statistics are used.  gamma = 1, beta = 0 at init.
     """
