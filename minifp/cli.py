@@ -375,3 +375,11 @@ def _rel_error(q, r: float) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _register_training_commands():
+    from .cli_train import register
+    register(main)
+
+
+_register_training_commands()
