@@ -119,3 +119,21 @@ def test_blocked_block_sums_beyond_float64_are_exact():
     assert float(got[0, 0]) == 1 + 2.0 ** -30
     seq = matmul(x, y, Accumulation("float64", "sequential"))
     assert float(seq[0, 0]) == 1.0
+
+
+@pytest.mark.parametrize("scale16", [False, True])
+def test_float32_sequential_path_equals_definition(scale16):
+    """float32 data (48-bit products): the float32 loop, with its tie repair, against the
+    definition; float16-valued data make float64 sums land on float32 midpoints often."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((12, 90)).astype(np.float32)
+    y = (rng.standard_normal((90, 10)) / 9).astype(np.float32)
+    if scale16:
+        x = x.astype(np.float16).astype(np.float32)
+        y = (y * 64).astype(np.float16).astype(np.float32) * np.float32(2.0 ** -30)
+    acc = Accumulation("float32", "sequential")
+    xs, ys = x.astype(np.float64)[None], y.astype(np.float64)[None]
+    bits = (orders.significant_bits(xs), orders.significant_bits(ys))
+    assert orders._float32_fast_ok(acc, xs, ys, bits)
+    assert np.array_equal(orders._sequential_float32(xs, ys)[0], general_sequential(acc, x, y))
+    assert np.array_equal(matmul(x, y, acc).astype(np.float64), general_sequential(acc, x, y))

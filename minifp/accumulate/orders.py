@@ -91,6 +91,9 @@ def sequential(acc, x, y, rng, bits=None):
     fast = _fast_rounder(acc, x, y, bits)
     if fast is not None and xp is np:
         return _sequential_fast(acc, x, y, fast)
+    if xp is np and _float32_fast_ok(acc, x, y, bits):
+        with _one_blas_thread():
+            return _sequential_float32(x, y)
     s = xp.zeros((B, m, n))
     direct = _float64_add_is_correct(acc, x, y, bits)
     for k in range(K):
@@ -222,6 +225,63 @@ def _sequential_fast_loop(x, y, k):
                 np.multiply(xb[:, kk, None], yb[None, kk, :], out=buf)
                 np.add(s, buf, out=s)
             round_rne_inplace(s, k, c)
+        out[b] = s
+    return out
+
+
+def _float32_fast_ok(acc, x, y, bits) -> bool:
+    """Conditions of :func:`_sequential_float32`: a float32 accumulator, nearest-even, fma,
+    exact products, finite data, no overflow (bound), and every product a multiple of
+    2**-149 (then every partial sum is, and those below 2**-126 are float32 subnormals,
+    exact in float64 and in float32)."""
+    fmt = acc.format
+    if not (isinstance(fmt, FloatFormat) and fmt.name == "float32" and acc.fma
+            and acc.rounding is Rounding.NEAREST_EVEN and sum(bits) <= 53):
+        return False
+    if not (bool(np.isfinite(x).all()) and bool(np.isfinite(y).all())):
+        return False
+    ax, ay = np.abs(x), np.abs(y)
+    K = x.shape[-1]
+    if x.size == 0 or y.size == 0:
+        return False
+    if float(np.max(np.matmul(ax, ay))) * (1 + K * 2.0 ** -23) >= fmt.max:
+        return False
+    lo = (_row_low_exponent(ax, -1) - (bits[0] - 1)).min() + \
+        (_row_low_exponent(ay, -2) - (bits[1] - 1)).min()
+    return int(lo) >= -149
+
+
+_LOW29 = np.uint64((1 << 29) - 1)
+_HALF29 = np.uint64(1 << 28)
+
+
+def _sequential_float32(x, y):
+    """Sequential float32 accumulation, RNE, in seven passes per term.
+
+    t = RN_64(s + x_k y_k) (one rank-1 BLAS update) rounded to float32 is the correct
+    rounding of s + x_k y_k unless t is a float32 midpoint (its 29 low mantissa bits are
+    1000...0) that the exact sum is not: those rare elements are redone with TwoSum and
+    round-to-odd from the previous float32 value kept in ``prev``.
+    """
+    B, m, K = x.shape
+    n = y.shape[-1]
+    out = np.empty((B, m, n))
+    low = np.empty((m, n), np.uint64, order="F")
+    for b in range(B):
+        s = np.zeros((m, n), order="F")
+        prev = np.zeros((m, n), np.float32, order="F")
+        xb = np.asfortranarray(x[b])
+        yb = np.ascontiguousarray(y[b])
+        for kk in range(K):
+            _dger(1.0, xb[:, kk], yb[kk], a=s, overwrite_a=True)
+            np.bitwise_and(s.view(np.uint64), _LOW29, out=low)
+            tie = low == _HALF29
+            if tie.any():
+                idx = np.nonzero(tie)
+                p = xb[idx[0], kk] * yb[kk, idx[1]]
+                s[idx] = add_to_odd(prev[idx].astype(np.float64), p)
+            prev[...] = s          # RN to float32 (IEEE cast)
+            s[...] = prev
         out[b] = s
     return out
 
