@@ -202,10 +202,10 @@ def _validate(arrays: dict, where: str) -> None:
             raise UserError(f"{where}: y_{split} has a negative label ({int(y.min())})")
     if len(arrays["y_train"]) == 0:
         raise UserError(f"{where}: the training set is empty")
-    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
-        raise UserError(f"{where}: x_train samples have shape "
-                        f"{arrays['x_train'].shape[1:]} but x_test samples "
-                        f"{arrays['x_test'].shape[1:]}")
+    s_train, s_test = (_as_nchw(arrays[k][:0]).shape[1:] for k in ("x_train", "x_test"))
+    if s_train != s_test:
+        raise UserError(f"{where}: x_train samples have shape {s_train} but x_test samples "
+                        f"{s_test}")
 
 
 def write_h5(path, x_train, y_train, x_test, y_test, attrs: dict, level: int = 9) -> Path:
@@ -226,9 +226,10 @@ def write_h5(path, x_train, y_train, x_test, y_test, attrs: dict, level: int = 9
                 if arr.size:
                     chunks = (min(len(arr), 2048),) + arr.shape[1:]
                     f.create_dataset(key, data=arr, compression="gzip",
-                                     compression_opts=level, chunks=chunks)
+                                     compression_opts=level, chunks=chunks,
+                                     track_times=False)
                 else:
-                    f.create_dataset(key, data=arr)
+                    f.create_dataset(key, data=arr, track_times=False)
             for key, value in attrs.items():
                 f.attrs[key] = value
         with open(tmp, "rb") as fh:
