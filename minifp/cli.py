@@ -373,8 +373,6 @@ def _rel_error(q, r: float) -> str:
     return "0" if err == 0 else f"{float(err):.3e}"
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
 
 
 def _register_training_commands():
@@ -383,3 +381,7 @@ def _register_training_commands():
 
 
 _register_training_commands()
+
+
+if __name__ == "__main__":
+    main()
