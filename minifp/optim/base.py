@@ -304,6 +304,12 @@ class Optimizer:
             if k in self.hyper_keys:
                 setattr(self, k, tuple(v) if isinstance(v, list) else v)
         self.state = new_state
+        for n, st in new_state.items():
+            owner = self._owner.get(n)
+            if owner is not None and "master" in st:
+                m, attr = owner
+                m._master[attr] = array_module(st["master"]).array(st["master"],
+                                                                   dtype=np.float64, copy=True)
         self.step_count = int(sd.get("step", 0))
         if sd.get("rng_state") is not None:
             rs = sd["rng_state"]
