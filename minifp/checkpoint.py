@@ -131,7 +131,7 @@ def _child_name(key, used: set) -> str:
 
 
 def _write_array(group, name, arr, **attrs):
-    a = np.ascontiguousarray(asnumpy(arr))
+    a = np.array(asnumpy(arr), order="C", copy=True)
     if a.dtype.kind not in "biuf":
         raise UserError(f"checkpoint cannot store an array of dtype {a.dtype} ({name!r})")
     ds = group.create_dataset(name, data=a, track_times=False)
@@ -229,7 +229,7 @@ def checkpoint_digest(f) -> str:
                 continue
             _hash_attr(h, name, obj.attrs[name])
         if hasattr(obj, "dtype"):
-            a = np.ascontiguousarray(obj[()])
+            a = np.asarray(obj[()], order="C")
             h.update(b"D" + a.dtype.str.encode() + repr(a.shape).encode() + b"\0")
             h.update(a.tobytes())
             return
