@@ -206,7 +206,7 @@ def _policy_sr():
     return get_precision("float16").replace(name="float16-sr", rounding="stochastic", seed=3)
 
 
-@pytest.mark.parametrize("policy", ["float16", "posit8", "sr"])
+@pytest.mark.parametrize("policy", ["float16", "posit8", "mixed", "sr"])
 def test_resume_is_bit_identical(tmp_path, policy):
     optim = pytest.importorskip("minifp.optim")
     policy = _policy_sr() if policy == "sr" else get_precision(policy)
@@ -230,6 +230,8 @@ def test_resume_is_bit_identical(tmp_path, policy):
     run(m, opt, sc, rng, 2)                                   # the uninterrupted run
     m2, opt2, sc2 = setup()
     ck = restore(m2, opt2, sc2, load_checkpoint(tmp_path / "c.h5"))
+    assert bits(m2.master_state_dict()) == bits(ck["masters"])
+    assert bits(m2.state_dict()) == bits({**ck["params"], **ck["buffers"]})
     rng2 = np.random.default_rng()
     rng2.bit_generator.state = ck["rng_state"]
     run(m2, opt2, sc2, rng2, 2)                               # the resumed run

@@ -111,11 +111,14 @@ def test_lenet5_layout():
     assert [(x.in_features, x.out_features) for x in lins] == [(400, 120), (120, 84), (84, 10)]
 
 
+@pytest.mark.parametrize("shape", [(2, 5, 7), (1, 1, 1), (3, 13, 13)],
+                         ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("name", NAMES)
-def test_odd_shapes_and_classes(name):
-    model = build_model(name, (2, 5, 7), 3)
-    out, _ = _step(model, (2, 5, 7), n=1)
+def test_odd_shapes_and_classes(name, shape):
+    model = build_model(name, shape, 3)
+    out, _ = _step(model, shape, n=1)
     assert out.shape == (1, 3)
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_vit_patch_size():
