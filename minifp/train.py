@@ -372,12 +372,16 @@ def _json_default(obj):
 
 
 def versions() -> dict:
-    import click
-    import h5py
-    import scipy
+    from importlib import metadata
+
+    def version(pkg):
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
     return {"minifp": __version__, "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__, "h5py": h5py.__version__,
-            "click": click.__version__, "platform": platform.platform()}
+            "numpy": np.__version__, "scipy": version("scipy"), "h5py": version("h5py"),
+            "click": version("click"), "platform": platform.platform()}
 
 
 class _Progress:

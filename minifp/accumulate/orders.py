@@ -96,6 +96,12 @@ def sequential(acc, x, y, rng, bits=None):
             return _sequential_float32(x, y)
     s = xp.zeros((B, m, n))
     direct = _float64_add_is_correct(acc, x, y, bits)
+    with np.errstate(invalid="ignore", over="ignore"):  # Inf/NaN propagate as IEEE says
+        return _sequential_general(acc, x, y, rng, s, direct)
+
+
+def _sequential_general(acc, x, y, rng, s, direct):
+    K = x.shape[-1]
     for k in range(K):
         p = x[:, :, k, None] * y[:, None, k, :]
         if not acc.fma:
