@@ -126,3 +126,16 @@ def test_compare_table_and_json(tmp_path):
     table = r.output.strip().splitlines()[-4:]
     assert table[0].split()[:3] == ["policy", "test", "acc"]
     assert table[2].startswith("float16")
+
+
+def test_compare_plot_draws_or_says_what_is_missing(tmp_path):
+    png = tmp_path / "cmp.png"
+    r = CliRunner().invoke(main, ["compare", "--dtypes", "float32,float16", "--net", "mlp",
+                                  "--epochs", "1", "--plot", str(png), *FAST])
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert r.exit_code == 2 and "matplotlib" in r.output and not png.exists()
+    else:
+        assert r.exit_code == 0, r.output
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
