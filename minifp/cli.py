@@ -25,6 +25,7 @@ import click
 import numpy as np
 
 from . import __version__
+from .errors import CLIError, one_line
 from .exactparse import parse_exact, parse_real, to_float64
 from .formats import MODE_NAMES, Rounding, get_format, named_formats, parse_rounding
 
@@ -33,17 +34,7 @@ TABLE_MAX_BITS = 8  # `formats show` lists every code up to this width
 
 
 # ---- errors ----------------------------------------------------------------------
-class CLIError(click.ClickException):
-    """A user error: one line on stderr, exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file=None):
-        click.echo(f"minifp: error: {_one_line(self.format_message())}", err=True)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+_one_line = one_line
 
 
 class _MinifpGroup(click.Group):

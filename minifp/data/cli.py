@@ -16,16 +16,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..errors import UserError
+from ..errors import CLIError, UserError
 from .datasets import dataset_dir, list_datasets, load_dataset
 from .importers import IMPORTERS, import_dataset
-
-
-class _DataError(click.ClickException):
-    exit_code = 2
-
-    def show(self, file=None):
-        click.echo(f"minifp: error: {' '.join(self.format_message().split())}", err=True)
 
 
 class _DataGroup(click.Group):
@@ -35,7 +28,7 @@ class _DataGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as err:
-            raise _DataError(str(err)) from None
+            raise CLIError(str(err)) from None
 
 
 def _size(n: int) -> str:
