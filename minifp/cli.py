@@ -374,5 +374,13 @@ def _register_training_commands():
 _register_training_commands()
 
 
+def _register_bounds_command():
+    from .bounds_cli import bounds_command
+    main.add_command(bounds_command)
+
+
+_register_bounds_command()
+
+
 if __name__ == "__main__":
     main()
