@@ -1,0 +1,589 @@
+"""Layer-by-layer stepping: where does a low-precision run leave its exact twin?
+
+:func:`step` runs one network twice from the same float64 masters -- once under a precision
+``policy`` and once under a ``reference`` policy (float64 by default) -- records the inputs
+and outputs of every module call, and yields one :class:`LayerRecord` per call.
+
+Runs and errors
+---------------
+* **Reference run.** A copy of ``model`` with ``to(reference)``: its weights are the float64
+  masters (``model.master_state_dict()``) rounded to the reference weights format.
+* **Policy run.** A copy with ``to(policy)``, on the same input ``x``.  Its output at a
+  layer against the reference output there is the **propagated** error: everything that
+  went wrong up to and including this layer.
+* **Local run.** The layer alone, under the policy, on the *reference* run's input to the
+  layer rounded to the layer's activations format F.  Against the **local exact** run --
+  the same layer in float64 with exact (Kulisch) accumulation on the *same* rounded input
+  and the *same* rounded weights -- it gives the **local** error: only the roundings this
+  layer makes.  (Containers are re-run whole, so their local error covers their subtree.)
+* Errors (:class:`ErrorStats`): max / mean of |computed - reference| over all elements; the
+  relative errors |computed - reference| / |reference| over the elements with a nonzero
+  reference (elements whose reference is 0 count in the absolute error only).  Where the two
+  values are equal (also equal infinities) the error is 0; any other non-finite difference
+  (NaN, Inf against a finite value) is ``inf``.
+* Counts on the policy output against the reference output: ``overflows`` (non-finite where
+  the reference is finite), ``saturated`` (|y| = max of F where |reference| > max: the
+  format saturated instead of overflowing), ``underflows`` (0 where the reference is not 0),
+  ``subnormals`` (nonzero finite |y| < smallest normal; float formats with subnormals, else
+  None), ``nan``, ``inf`` and ``nonfinite`` (= nan + inf).
+
+A-priori bounds (on the local error, componentwise)
+---------------------------------------------------
+``|local - local_exact| <= bound`` elementwise, with
+
+* ``Linear`` / ``Conv2d``: one engine accumulation of n = fan_in products plus the bias as
+  term n + 1 (``functional.linear`` / ``conv2d`` put the bias in the same sum), rounded once
+  to F: ``bound = B * S + A`` with (B, A) from
+  :func:`minifp.bounds.accumulation_bound` (policy forward Accumulation, n, out = F, the F
+  rounding mode) and ``S = |W| |x| + |b|`` (the same layer applied exactly to absolute
+  values of the rounded input and the rounded weights, nudged up by 2**-52 relative).  The
+  local exact reference is itself one float64 rounding of the exact value, so
+  ``2**-53 |local_exact|`` is added.  ``magnitude = max S`` is passed, so a layer whose
+  sums may exceed F's largest value gets a vacuous bound.
+* Elementwise layers (``ReLU``, ``GELU``, ``Tanh``, ``Sigmoid``, ``Dropout``): the value is
+  computed in float64 and rounded once to F: ``bound = u |local_exact| + eta`` (u =
+  :func:`~minifp.bounds.unit_roundoff`, eta = :func:`~minifp.bounds.underflow_error` of F
+  under the F rounding mode; for posits u = ``posit_relative_error`` over
+  [minpos, max |local_exact|] and eta = minpos).  Vacuous when some |local_exact| exceeds
+  F's largest value.
+* Exact layers (``Identity``, ``Flatten``, ``MaxPool2d``, ``PadToSquare``): no rounding on
+  values already in F: bound 0.
+* Every other kind (BatchNorm, LayerNorm, Softmax, AvgPool2d, attention, containers):
+  ``bound = ratio = None`` and ``bound_note`` says no bound is derived for it yet.
+
+``ratio = max(local error / bound)`` (0 where both are 0, ``inf`` where the bound is 0 and
+the error is not).  A vacuous bound: ``bound`` all ``inf``, ``ratio = 0``, ``bound_note``
+says why.
+
+``backward=True``
+-----------------
+The policy and reference runs also do a backward pass: cross-entropy against ``targets``
+when given, else the seed 1 on every output element (d sum(y) / d y).  Each module output
+passes through an identity op (no rounding, gradient passed on unchanged) that records the
+gradient arriving at it, so the gradients are exactly those of the ordinary backward pass.
+Records then carry ``grad_error`` (policy vs reference gradient w.r.t. the layer's
+output), the gradient arrays, gradient overflow/underflow counts and ``param_grad_errors``
+(one ErrorStats per own parameter).  No local backward error and no backward bound yet.
+Loss scaling is not applied.
+
+Capturing module calls does not change :mod:`minifp.nn.module`: during the two runs
+``Module.__call__`` is temporarily wrapped (restored on exit; not thread-safe), and only the
+copies' modules are recorded.  The user's ``model`` is never modified.
+
+Records come in *completion* order: a layer's record follows those of the modules it called
+(children first, the root last), i.e. the order in which outputs become available.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from . import bounds as _bounds
+from . import precision as _prec
+from .accumulate.spec import Accumulation
+from .autograd import Function, Tensor, no_grad, trace
+from .backend import asnumpy
+from .nn.module import Module
+
+__all__ = ["ErrorStats", "LayerRecord", "step", "inspect", "first_overflow",
+           "format_table", "EXACT_POLICY", "BOUND_KINDS"]
+
+#: float64 for every role, exact (Kulisch) accumulation: the local exact reference.
+EXACT_POLICY = _prec.Precision(
+    name="float64-exact", **{r: "float64" for r in _prec.ROLES},
+    forward=Accumulation("float64", "exact"), backward_acc=Accumulation("float64", "exact"))
+
+_ACCUMULATING = ("Linear", "Conv2d")
+_ELEMENTWISE = ("ReLU", "GELU", "Tanh", "Sigmoid", "Dropout")
+_EXACT = ("Identity", "Flatten", "MaxPool2d", "PadToSquare")
+#: Layer kinds (class names) with an a-priori bound.
+BOUND_KINDS = _ACCUMULATING + _ELEMENTWISE + _EXACT
+
+_TAP = "inspect_tap"
+
+
+# ---------------------------------------------------------------------------- errors
+@dataclasses.dataclass(frozen=True)
+class ErrorStats:
+    """max / mean absolute and relative error of ``computed`` against ``reference``."""
+
+    max_abs: float
+    mean_abs: float
+    max_rel: float
+    mean_rel: float
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def abs_error(computed, reference) -> np.ndarray:
+    """|computed - reference| in float64: 0 where they are equal (also equal infinities),
+    ``inf`` where the difference is not finite."""
+    a = np.asarray(asnumpy(computed), dtype=np.float64)
+    r = np.asarray(asnumpy(reference), dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.abs(a - r)
+    d[a == r] = 0.0
+    d[~np.isfinite(d)] = np.inf
+    return d
+
+
+def error_stats(computed, reference) -> ErrorStats:
+    """:class:`ErrorStats` of ``computed`` against ``reference`` (see the module docstring)."""
+    d = abs_error(computed, reference)
+    r = np.abs(np.asarray(asnumpy(reference), dtype=np.float64))
+    if d.size == 0:
+        return ErrorStats(0.0, 0.0, 0.0, 0.0)
+    nz = r != 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = d[nz] / r[nz]
+    rel[np.isnan(rel)] = np.inf  # inf / inf: a non-finite reference that differs
+    return ErrorStats(float(d.max()), float(d.mean()),
+                      float(rel.max()) if rel.size else 0.0,
+                      float(rel.mean()) if rel.size else 0.0)
+
+
+def _counts(y, ref, fmt) -> dict:
+    y = np.asarray(asnumpy(y), dtype=np.float64)
+    r = np.asarray(asnumpy(ref), dtype=np.float64)
+    fin_y, fin_r = np.isfinite(y), np.isfinite(r)
+    out = {
+        "overflows": int(np.count_nonzero(~fin_y & fin_r)),
+        "saturated": int(np.count_nonzero((np.abs(y) == fmt.max) & (np.abs(r) > fmt.max))),
+        "underflows": int(np.count_nonzero((y == 0) & (r != 0))),
+        "nan": int(np.count_nonzero(np.isnan(y))),
+        "inf": int(np.count_nonzero(np.isinf(y))),
+    }
+    out["nonfinite"] = out["nan"] + out["inf"]
+    if getattr(fmt, "kind", None) != "posit" and fmt.smallest_subnormal < fmt.smallest_normal:
+        a = np.abs(y)
+        out["subnormals"] = int(np.count_nonzero((a > 0) & (a < fmt.smallest_normal)))
+    else:
+        out["subnormals"] = None
+    return out
+
+
+# ---------------------------------------------------------------------------- records
+@dataclasses.dataclass
+class LayerRecord:
+    """One module call.  Arrays are NumPy float64 copies (``None`` when the module did not
+    return a Tensor).  See the module docstring for the definitions."""
+
+    index: int
+    path: str
+    kind: str
+    depth: int
+    leaf: bool
+    output_shape: tuple
+    policy: str
+    formats: dict                   # role -> format name(s) used by the layer's ops
+    accumulations: tuple            # forward Accumulation labels of the layer's ops
+    ops: tuple                      # op names, in order (nested modules included)
+    propagated_error: ErrorStats    # policy run vs reference run
+    local_error: ErrorStats | None  # local run vs local exact run
+    bound: np.ndarray | None
+    ratio: float | None
+    bound_note: str
+    bound_formula: str
+    overflows: int
+    saturated: int
+    underflows: int
+    subnormals: int | None
+    nan: int
+    inf: int
+    nonfinite: int
+    reference: np.ndarray | None
+    output: np.ndarray | None
+    local: np.ndarray | None
+    local_exact: np.ndarray | None
+    local_input: tuple = ()         # the rounded reference inputs of the local run
+    grad_error: ErrorStats | None = None
+    grad_output: np.ndarray | None = None
+    grad_reference: np.ndarray | None = None
+    grad_overflows: int | None = None
+    grad_underflows: int | None = None
+    param_grad_errors: dict = dataclasses.field(default_factory=dict)
+    param_grads: dict = dataclasses.field(default_factory=dict)  # name -> (policy, ref)
+
+    @property
+    def error(self) -> ErrorStats:
+        """The propagated error (alias)."""
+        return self.propagated_error
+
+    @property
+    def bound_max(self) -> float | None:
+        if self.bound is None:
+            return None
+        return float(self.bound.max()) if self.bound.size else 0.0
+
+    def to_dict(self) -> dict:
+        """JSON-able summary (no arrays)."""
+        d = {k: getattr(self, k) for k in (
+            "index", "path", "kind", "depth", "leaf", "policy", "accumulations", "ops",
+            "ratio", "bound_note", "bound_formula", "overflows", "saturated", "underflows",
+            "subnormals", "nan", "inf", "nonfinite", "grad_overflows", "grad_underflows")}
+        d["output_shape"] = list(self.output_shape)
+        d["formats"] = dict(self.formats)
+        d["accumulations"] = list(self.accumulations)
+        d["ops"] = list(self.ops)
+        d["propagated_error"] = self.propagated_error.to_dict()
+        d["local_error"] = None if self.local_error is None else self.local_error.to_dict()
+        d["bound_max"] = self.bound_max
+        d["grad_error"] = None if self.grad_error is None else self.grad_error.to_dict()
+        d["param_grad_errors"] = {k: v.to_dict() for k, v in self.param_grad_errors.items()}
+        return d
+
+    def __str__(self) -> str:
+        return format_table([self], header=False)
+
+
+def format_table(records, header: bool = True) -> str:
+    """One row per record: path, kind, shape, propagated and local max abs error, bound,
+    ratio, overflow / underflow / non-finite counts."""
+    rows = []
+    if header:
+        rows.append(f"{'layer':<24}{'kind':<12}{'shape':<16}{'prop max':>10}{'local max':>10}"
+                    f"{'bound':>10}{'ratio':>8}{'ovf':>6}{'unf':>6}{'nonfin':>7}")
+    for r in records:
+        name = ("  " * r.depth + (r.path or "(model)"))[:23]
+        lerr = r.local_error.max_abs if r.local_error is not None else float("nan")
+        bmax = r.bound_max
+        bound = "-" if bmax is None else f"{bmax:.3g}"
+        ratio = "-" if r.ratio is None else f"{r.ratio:.3g}"
+        rows.append(f"{name:<24}{r.kind[:11]:<12}{str(tuple(r.output_shape))[:15]:<16}"
+                    f"{r.propagated_error.max_abs:>10.3g}{lerr:>10.3g}{bound:>10}{ratio:>8}"
+                    f"{r.overflows:>6}{r.underflows:>6}{r.nonfinite:>7}")
+    return "\n".join(rows)
+
+
+def first_overflow(records, leaf_only: bool = True):
+    """The first record (in the order given) whose output overflows (``overflows`` or
+    ``saturated`` > 0) or is non-finite, or None."""
+    for r in records:
+        if leaf_only and not r.leaf:
+            continue
+        if r.overflows or r.saturated or r.nonfinite:
+            return r
+    return None
+
+
+# ---------------------------------------------------------------------------- capture
+class _Call:
+    __slots__ = ("module", "path", "depth", "args", "kwargs", "start", "end", "output",
+                 "grad", "leaf")
+
+    def __init__(self, module, depth, args, kwargs, start):
+        self.module = module
+        self.path = module.path
+        self.depth = depth
+        self.args = args
+        self.kwargs = kwargs
+        self.start = start
+        self.end = start
+        self.output = None
+        self.grad = None
+        self.leaf = not any(True for _ in module.children())
+
+
+class _Tap(Function):
+    """Identity (no rounding) whose backward hands the arriving gradient to ``sink``."""
+
+    op_name = _TAP
+
+    def forward(self, a):
+        return a
+
+    def backward(self, g):
+        self.sink.grad = g
+        return g
+
+
+@contextlib.contextmanager
+def _capture(model: Module, ops: list, tap: bool):
+    """Wrap ``Module.__call__`` so every call of a module of ``model`` is recorded (in
+    completion order) in the yielded list; restored on exit."""
+    watched = {id(m) for m in model.modules()}
+    calls: list = []
+    depth = [0]
+    orig = Module.__call__
+
+    def wrapper(self, *args, **kwargs):
+        if id(self) not in watched:
+            return orig(self, *args, **kwargs)
+        entry = _Call(self, depth[0], args, kwargs, len(ops))
+        depth[0] += 1
+        try:
+            out = orig(self, *args, **kwargs)
+        finally:
+            depth[0] -= 1
+        entry.end = len(ops)
+        entry.output = out
+        if tap and isinstance(out, Tensor) and out.requires_grad:
+            out = _Tap.apply(out, sink=entry)
+        calls.append(entry)
+        return out
+
+    Module.__call__ = wrapper
+    try:
+        yield calls
+    finally:
+        Module.__call__ = orig
+
+
+def _run(model, x, policy, backward, targets):
+    """Forward (and backward) of ``model`` under ``policy``; the recorded calls and ops."""
+    with trace() as ops, _prec.use(policy):
+        with _capture(model, ops, tap=backward) as calls:
+            if backward:
+                out = model(x)
+                if targets is not None:
+                    from .functional import cross_entropy  # noqa: PLC0415
+                    loss = cross_entropy(out, targets)
+                    loss.backward()
+                else:
+                    out.backward(np.ones(out.shape))
+            else:
+                with no_grad():
+                    model(x)
+    return calls, [o for o in ops if o.op != _TAP]
+
+
+def _data(a):
+    if isinstance(a, Tensor):
+        return a.data
+    return a
+
+
+def _is_float_array(a) -> bool:
+    a = _data(a)
+    return hasattr(a, "dtype") and hasattr(a, "shape") and a.dtype.kind == "f"
+
+
+def _f64(a):
+    return None if a is None else np.asarray(asnumpy(_data(a)), dtype=np.float64).copy()
+
+
+# ---------------------------------------------------------------------------- bounds
+def _elementwise_bound(y_exact, fmt, mode):
+    """(bound array, formula, note) of one rounding to ``fmt`` of the values ``y_exact``."""
+    a = np.abs(y_exact)
+    amax = float(a.max()) if a.size else 0.0
+    if not math.isfinite(amax) or amax > fmt.max:
+        return (np.full(a.shape, np.inf), "one rounding to F",
+                f"vacuous: exact values beyond {fmt.name}'s largest value")
+    if getattr(fmt, "kind", None) == "posit":
+        minpos = fmt.smallest_subnormal
+        u = _bounds.posit_relative_error(fmt, minpos, max(amax, minpos), mode)
+        eta = minpos
+        formula = f"one rounding to {fmt.name}: u|y| + minpos, u = {u:.3g} over " \
+                  f"[{minpos:.3g}, {max(amax, minpos):.3g}]"
+    else:
+        u = _bounds.unit_roundoff(fmt, mode)
+        eta = _bounds.underflow_error(fmt, mode)
+        formula = f"one rounding to {fmt.name}: u|y| + eta, u = {u:.3g}, eta = {eta:.3g}"
+    return (u * a + eta) * (1 + 2.0 ** -50), formula, ""
+
+
+def _accumulation_bound(module, kind, xr, exact_out, lp):
+    """(bound array, formula, note) for Linear / Conv2d on the rounded input ``xr``."""
+    from . import functional as F  # noqa: PLC0415
+    w = np.abs(np.asarray(asnumpy(module.weight.data), dtype=np.float64))
+    b = module.bias
+    babs = None if b is None else np.abs(np.asarray(asnumpy(b.data), dtype=np.float64))
+    xa = np.abs(np.asarray(asnumpy(xr), dtype=np.float64))
+    fan_in = int(np.prod(w.shape[1:]))
+    n = fan_in + (1 if b is not None else 0)
+    with _prec.use(EXACT_POLICY), no_grad(), np.errstate(all="ignore"):
+        args = [Tensor(xa), Tensor(w)] + ([Tensor(babs)] if babs is not None else [])
+        if kind == "Linear":
+            s = F.linear(*args).data
+        else:
+            s = F.conv2d(*args, stride=module.stride, padding=module.padding).data
+    s = np.asarray(asnumpy(s), dtype=np.float64) * (1 + 2.0 ** -52)
+    smax = float(s.max()) if s.size else 0.0
+    fmt = lp.activations
+    mode = lp.rounding["activations"]
+    if not math.isfinite(smax):
+        return np.full(s.shape, np.inf), f"n={n}", "vacuous: |W||x|+|b| is not finite"
+    if smax == 0.0:
+        return np.zeros(s.shape), f"n={n}: every product is 0", ""
+    bd = _bounds.accumulation_bound(lp.forward, n, out=fmt, out_rounding=mode,
+                                    magnitude=smax)
+    if bd.vacuous:
+        return np.full(s.shape, np.inf), bd.formula, f"vacuous: {bd.formula}"
+    ex = np.abs(np.asarray(exact_out, dtype=np.float64))
+    ex = np.where(np.isfinite(ex), ex, 0.0)
+    bound = (bd.relative * s + bd.absolute) * (1 + 2.0 ** -50) + 2.0 ** -53 * ex
+    return bound, bd.formula + " (+ 2^-53 |exact|: the float64 reference's own rounding)", ""
+
+
+def _ratio(err, bound):
+    if bound.size == 0:
+        return 0.0
+    if np.all(np.isinf(bound)):
+        return 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = err / bound
+    q[(err == 0)] = 0.0
+    q[np.isnan(q)] = np.inf
+    return float(q.max())
+
+
+# ---------------------------------------------------------------------------- step
+def _module_index(model):
+    return {m.path: m for _, m in model.named_modules()}
+
+
+def _check(policy, reference):
+    p = _prec.get_precision(policy)
+    r = _prec.get_precision(reference)
+    pf, rf = p.activations, r.activations
+    if rf.precision < pf.precision or rf.max < pf.max:
+        raise ValueError(f"reference activations format {rf.name} is narrower than the "
+                         f"policy's {pf.name}")
+    return p, r
+
+
+def step(model, x, policy, reference="float64", backward: bool = False, targets=None):
+    """Yield one :class:`LayerRecord` per module call of ``model`` on input ``x`` under
+    ``policy``, against the ``reference`` policy (see the module docstring).
+
+    ``model`` is not modified (the runs use deep copies, re-rounded from its float64
+    masters).  ``x``: an array (or Tensor) as the model takes it.  ``backward=True`` also
+    compares gradients (cross-entropy against ``targets`` when given, else seed 1 on every
+    output).  The two runs happen at the first ``next()``; each record's local run
+    happens when it is yielded.  Raises ValueError (at once) for an unknown policy or a
+    reference narrower than the policy.
+    """
+    p, r = _check(policy, reference)
+    if isinstance(x, Tensor):
+        x = x.data
+    return _step(model, x, p, r, bool(backward), targets)
+
+
+def inspect(model, x, policy, reference="float64", backward: bool = False, targets=None):
+    """``list(step(...))``."""
+    return list(step(model, x, policy, reference, backward, targets))
+
+
+def _step(model, x, policy, reference, backward, targets):
+    base = copy.deepcopy(model)
+    pol_model = copy.deepcopy(base).to(policy)
+    ref_model = copy.deepcopy(base).to(reference)
+    local_model = copy.deepcopy(base).to(policy)
+    exact_model = copy.deepcopy(base).to(policy).commit_master().to(EXACT_POLICY)
+    local_mods, exact_mods = _module_index(local_model), _module_index(exact_model)
+
+    pcalls, pops = _run(pol_model, x, policy, backward, targets)
+    rcalls, _ = _run(ref_model, x, reference, backward, targets)
+    if [c.path for c in pcalls] != [c.path for c in rcalls]:
+        raise RuntimeError("the policy and reference runs called different modules: "
+                           f"{[c.path for c in pcalls]} vs {[c.path for c in rcalls]}")
+
+    for i, (pc, rc) in enumerate(zip(pcalls, rcalls)):
+        yield _record(i, pc, rc, pops, policy, local_mods, exact_mods, backward)
+
+
+def _formats_of(ops) -> tuple:
+    fmts: dict = OrderedDict()
+    accs: list = []
+    for o in ops:
+        for role, name in o.formats.items():
+            fmts.setdefault(role, [])
+            if name not in fmts[role]:
+                fmts[role].append(name)
+        for a in o.forward:
+            if a not in accs:
+                accs.append(a)
+    return ({k: ",".join(v) for k, v in fmts.items()}, tuple(accs),
+            tuple(o.op for o in ops))
+
+
+def _record(i, pc, rc, pops, policy, local_mods, exact_mods, backward):
+    module = pc.module
+    kind = type(module).__name__
+    lp = policy.for_layer(pc.path)
+    fmt = lp.activations
+    formats, accs, opnames = _formats_of(pops[pc.start:pc.end])
+    out_p = _f64(pc.output) if isinstance(pc.output, Tensor) else None
+    out_r = _f64(rc.output) if isinstance(rc.output, Tensor) else None
+
+    # local run: the reference input rounded to F, through the layer under the policy;
+    # local exact: the same rounded input through the same rounded layer in float64, exactly
+    rng = np.random.default_rng([policy.seed, i])
+    local_args = []
+    for a in rc.args:
+        if _is_float_array(a):
+            src = np.asarray(asnumpy(_data(a)), dtype=np.float64)
+            local_args.append(lp.round("activations", src, rng=rng))
+        else:
+            local_args.append(a)
+    with no_grad(), np.errstate(all="ignore"):
+        lo = local_mods[pc.path](*local_args, **rc.kwargs)
+        ex = exact_mods[pc.path](*[_f64(a) if _is_float_array(a) else a for a in local_args],
+                                 **rc.kwargs)
+    local = _f64(lo) if isinstance(lo, Tensor) else None
+    local_exact = _f64(ex) if isinstance(ex, Tensor) else None
+
+    if out_p is not None and out_r is not None:
+        prop = error_stats(out_p, out_r)
+        counts = _counts(out_p, out_r, fmt)
+    else:
+        prop = ErrorStats(math.nan, math.nan, math.nan, math.nan)
+        counts = dict(overflows=0, saturated=0, underflows=0, nan=0, inf=0, nonfinite=0,
+                      subnormals=None)
+    local_err = error_stats(local, local_exact) if local is not None else None
+
+    # a-priori bound of the local error
+    bound = ratio = None
+    note, formula = "", ""
+    if local is None:
+        note = "no Tensor output: no bound"
+    elif kind in _ACCUMULATING and len(local_args) >= 1:
+        bound, formula, note = _accumulation_bound(local_mods[pc.path], kind, local_args[0],
+                                                   local_exact, lp)
+    elif kind in _ELEMENTWISE:
+        bound, formula, note = _elementwise_bound(local_exact, fmt, lp.rounding["activations"])
+    elif kind in _EXACT:
+        bound, formula = np.zeros(local.shape), "exact: no rounding of values already in F"
+    elif not pc.leaf:
+        note = f"{kind} is a container: no bound of its own (see its layers)"
+    else:
+        note = f"no a-priori bound derived yet for {kind}"
+    if bound is not None:
+        ratio = _ratio(abs_error(local, local_exact), bound)
+
+    rec = LayerRecord(
+        index=i, path=pc.path, kind=kind, depth=pc.depth, leaf=pc.leaf,
+        output_shape=tuple(out_p.shape) if out_p is not None else (),
+        policy=lp.name, formats=formats, accumulations=accs, ops=opnames,
+        propagated_error=prop, local_error=local_err, bound=bound, ratio=ratio,
+        bound_note=note, bound_formula=formula, reference=out_r, output=out_p, local=local,
+        local_exact=local_exact, local_input=tuple(_f64(a) for a in local_args
+                                                   if _is_float_array(a)),
+        **counts)
+    if backward:
+        _add_grads(rec, pc, rc, lp)
+    return rec
+
+
+def _add_grads(rec, pc, rc, lp):
+    gp, gr = _f64(pc.grad), _f64(rc.grad)
+    if gp is not None and gr is not None:
+        rec.grad_output, rec.grad_reference = gp, gr
+        rec.grad_error = error_stats(gp, gr)
+        c = _counts(gp, gr, lp.backward)
+        rec.grad_overflows, rec.grad_underflows = c["overflows"], c["underflows"]
+    rparams = dict(rc.module.named_parameters(recurse=False))
+    for name, prm in pc.module.named_parameters(recurse=False):
+        rp = rparams.get(name)
+        if prm.grad is None or rp is None or rp.grad is None:
+            continue
+        a, b = _f64(prm.grad), _f64(rp.grad)
+        rec.param_grad_errors[name] = error_stats(a, b)
+        rec.param_grads[name] = (a, b)
