@@ -382,5 +382,13 @@ def _register_bounds_command():
 _register_bounds_command()
 
 
+def _register_inspect_command():
+    from .cli_inspect import inspect_command
+    main.add_command(inspect_command)
+
+
+_register_inspect_command()
+
+
 if __name__ == "__main__":
     main()

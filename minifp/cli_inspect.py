@@ -1,0 +1,535 @@
+"""``minifp inspect``: step through a network layer by layer against an exact reference.
+
+::
+
+    minifp inspect [--net mlp] [--checkpoint PATH] [--dtype float16] [--reference float64]
+                   [--dataset NAME|PATH] [--samples 512] [--seed 0] [--step] [--backward]
+                   [--json FILE] [--plot FILE.png]
+
+A thin layer over :func:`minifp.inspect.step` and :func:`minifp.lemma.lemma_report`:
+
+* the network is built with :func:`minifp.nn.zoo.build_model` from ``--seed`` for the
+  dataset's input shape and classes, or rebuilt from ``--checkpoint`` (its net, dataset
+  and seed; the trained weights become the float64 masters, ``model.commit_master()``,
+  as ``minifp eval`` does), and run on the first ``--samples`` test samples;
+* one table row per module call (children first, the root last): path, kind, output
+  shape, the formats and accumulation its ops used, the max abs propagated error (policy
+  run vs reference run) and local error (the layer alone on the reference input rounded
+  to the policy, vs exact), the a-priori bound and the ratio local error / bound (or
+  ``vacuous`` / ``no bound``), overflows, saturations, underflows to 0, non-finite values;
+  ``--backward`` adds the max abs error of the gradient w.r.t. the layer's output
+  (cross-entropy against the test labels) and its overflow / underflow counts;
+* a summary: the lemma of the 16-bit paper on the softmax outputs (a float64 softmax of
+  the root record's logits, for the reference and the policy run): samples with
+  Gamma >= 2 delta (agreement guaranteed), samples whose predictions agree / differ
+  (:func:`minifp.lemma.lemma_report`'s definition: ties in the policy's output go to the
+  reference's class), guaranteed-but-differ (always 0), and the first layer where an
+  overflow or a non-finite value appears (:func:`minifp.inspect.first_overflow`).
+
+User errors print one line ``minifp: error: ...`` and exit 2.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import UserError
+
+PLOT_MISSING = "--plot needs matplotlib: pip install -e '.[plot]'"
+PROMPT = "[Enter] next  p stats  q quit"
+SOFTMAX_NOTE = "float64 softmax of the root's logits, reference and policy run alike"
+
+
+# ---------------------------------------------------------------------------- helpers
+def _require_matplotlib():
+    try:
+        import matplotlib  # noqa: F401, PLC0415
+    except ImportError:
+        raise UserError(PLOT_MISSING) from None
+
+
+def softmax64(logits) -> np.ndarray:
+    """Row-wise softmax in float64 (max subtracted first); non-finite logits give NaN rows
+    (never guaranteed by the lemma, counted as disagreement)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z.reshape(z.shape[0], -1)
+    with np.errstate(all="ignore"):
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _g(v) -> str:
+    """A short number: 3 significant digits, 0 as ``0``."""
+    if v is None:
+        return "-"
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if v == 0:
+        return "0"
+    return f"{v:.3g}"
+
+
+def _formats(rec) -> str:
+    """``activations[/weights] accumulation`` as used by the layer's ops."""
+    f = rec.formats or {}
+    parts = [f.get("activations", "")]
+    if f.get("weights"):
+        parts[0] += "/" + f["weights"]
+    if rec.accumulations:
+        parts.append("; ".join(rec.accumulations))
+    return " ".join(p for p in parts if p) or "-"
+
+
+def _bound_cells(rec) -> tuple[str, str]:
+    """(bound, ratio) cells: ``no bound`` / ``vacuous`` where there is no number."""
+    if rec.bound is None:
+        return "-", "no bound"
+    if rec.bound_note.startswith("vacuous"):
+        return "inf", "vacuous"
+    return _g(rec.bound_max), _g(rec.ratio)
+
+
+_COLS = [("layer", 22, "<"), ("kind", 11, "<"), ("shape", 11, "<"), ("formats", 40, "<"),
+         ("prop err", 9, ">"), ("local err", 9, ">"), ("bound", 9, ">"), ("ratio", 8, ">"),
+         ("ovf", 5, ">"), ("sat", 5, ">"), ("unf", 5, ">"), ("nonfin", 6, ">")]
+_GRAD_COLS = [("grad err", 9, ">"), ("g.ovf", 5, ">"), ("g.unf", 5, ">")]
+
+
+def _line(cells, cols) -> str:
+    out = []
+    for c, (_, w, align) in zip(cells, cols):
+        out.append(f"{c:{align}{w}}")
+    return "  ".join(out).rstrip()
+
+
+def table_header(backward: bool) -> str:
+    cols = _COLS + (_GRAD_COLS if backward else [])
+    return _line([c[0] for c in cols], cols)
+
+
+def table_row(rec, grad_rec=None, backward: bool = False) -> str:
+    """One row of the inspection table (``grad_rec``: the record of the backward run)."""
+    bound, ratio = _bound_cells(rec)
+    shape = "x".join(str(s) for s in rec.output_shape) or "-"
+    cells = ["  " * rec.depth + (rec.path or "(model)"), rec.kind, shape, _formats(rec),
+             _g(rec.propagated_error.max_abs),
+             _g(rec.local_error.max_abs) if rec.local_error is not None else "-",
+             bound, ratio, str(rec.overflows), str(rec.saturated), str(rec.underflows),
+             str(rec.nonfinite)]
+    cols = _COLS
+    if backward:
+        cols = _COLS + _GRAD_COLS
+        ge = None if grad_rec is None else grad_rec.grad_error
+        cells += [_g(ge.max_abs) if ge is not None else "-",
+                  "-" if grad_rec is None or grad_rec.grad_overflows is None
+                  else str(grad_rec.grad_overflows),
+                  "-" if grad_rec is None or grad_rec.grad_underflows is None
+                  else str(grad_rec.grad_underflows)]
+    return _line(cells, cols)
+
+
+def _describe(values) -> str:
+    """min / max / mean / std of the finite values, and how many are not finite."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    fin = a[np.isfinite(a)]
+    bad = a.size - fin.size
+    if fin.size == 0:
+        s = "no finite values"
+    else:
+        s = (f"min {fin.min():.6g}  max {fin.max():.6g}  mean {fin.mean():.6g}  "
+             f"std {fin.std():.6g}")
+    return s + (f"  ({bad} non-finite)" if bad else "")
+
+
+def layer_stats(rec, grad_rec=None) -> str:
+    """The ``p`` summary of one record: its output, the reference, the errors, counts."""
+    from .inspect import abs_error  # noqa: PLC0415
+    lines = [f"-- {rec.path or '(model)'} ({rec.kind}), output {tuple(rec.output_shape)}, "
+             f"policy {rec.policy}"]
+    if rec.output is None or rec.reference is None:
+        lines.append("   the layer returned no Tensor: no statistics")
+        return "\n".join(lines)
+    err = abs_error(rec.output, rec.reference)
+    n = err.size
+    lines.append(f"   output (policy)      {_describe(rec.output)}")
+    lines.append(f"   output (reference)   {_describe(rec.reference)}")
+    lines.append(f"   |error| propagated   {_describe(err)}  "
+                 f"({int(np.count_nonzero(err))} of {n} elements differ)")
+    if rec.local is not None and rec.local_exact is not None:
+        lerr = abs_error(rec.local, rec.local_exact)
+        lines.append(f"   |error| local        {_describe(lerr)}  "
+                     f"({int(np.count_nonzero(lerr))} of {lerr.size} elements differ)")
+    pe = rec.propagated_error
+    lines.append(f"   relative error       max {_g(pe.max_rel)}  mean {_g(pe.mean_rel)}")
+    bound, ratio = _bound_cells(rec)
+    bline = f"   bound                max {bound}  ratio {ratio}"
+    if rec.bound_formula:
+        bline += f"  [{rec.bound_formula}]"
+    if rec.bound_note:
+        bline += f"  ({rec.bound_note})"
+    lines.append(bline)
+    sub = "n/a" if rec.subnormals is None else rec.subnormals
+    lines.append(f"   counts               elements {n}  overflows {rec.overflows}  "
+                 f"saturated {rec.saturated}  underflows {rec.underflows}  "
+                 f"subnormals {sub}  nan {rec.nan}  inf {rec.inf}")
+    if grad_rec is not None and grad_rec.grad_error is not None:
+        ge = grad_rec.grad_error
+        lines.append(f"   |grad error|         max {_g(ge.max_abs)}  mean {_g(ge.mean_abs)}  "
+                     f"overflows {grad_rec.grad_overflows}  "
+                     f"underflows {grad_rec.grad_underflows}")
+        for name, st in grad_rec.param_grad_errors.items():
+            lines.append(f"   |grad error| {name:<8}max {_g(st.max_abs)}  "
+                         f"mean {_g(st.mean_abs)}")
+    return "\n".join(lines)
+
+
+def _jsonable(v):
+    """Non-finite floats as the strings ``inf`` / ``-inf`` / ``nan`` (strict JSON)."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def _overflow_dict(rec):
+    if rec is None:
+        return None
+    return {"index": rec.index, "path": rec.path, "kind": rec.kind,
+            "overflows": rec.overflows, "saturated": rec.saturated,
+            "nan": rec.nan, "inf": rec.inf}
+
+
+def _overflow_text(rec) -> str:
+    if rec is None:
+        return "none"
+    what = [f"{k} {getattr(rec, k)}" for k in ("overflows", "saturated", "nan", "inf")
+            if getattr(rec, k)]
+    return f"{rec.path or '(model)'} ({rec.kind}, record {rec.index}): {', '.join(what)}"
+
+
+# ---------------------------------------------------------------------------- setup
+def _load(net, checkpoint, dataset, seed):
+    """(model, data, description) -- built from the seed or rebuilt from a checkpoint."""
+    from .data import load_dataset  # noqa: PLC0415
+    from .nn.zoo import build_model  # noqa: PLC0415
+    if checkpoint is None:
+        data = load_dataset(dataset)
+        name = net or "mlp"
+        model = build_model(name, data.input_shape, data.classes, seed=seed)
+        return model, data, f"{name.strip().lower()} (seed {seed}, untrained)"
+    from .checkpoint import load_checkpoint, restore  # noqa: PLC0415
+    from .precision import Precision  # noqa: PLC0415
+    ckpt = load_checkpoint(checkpoint)
+    saved = (ckpt.get("extra") or {}).get("config") or {}
+    if "net" not in saved:
+        raise UserError(f"{checkpoint}: the checkpoint does not say which network it holds")
+    if net is not None and net.strip().lower() != str(saved["net"]).strip().lower():
+        raise UserError(f"checkpoint {checkpoint} holds a {saved['net']}, not --net {net}")
+    try:
+        own = Precision.from_json(ckpt["policy"]) if isinstance(ckpt["policy"], str) \
+            else Precision.from_dict(ckpt["policy"])
+    except (ValueError, TypeError) as err:
+        raise UserError(f"checkpoint {checkpoint}: invalid policy ({err})") from None
+    data = load_dataset(dataset or saved.get("dataset"))
+    model = build_model(saved["net"], data.input_shape, data.classes,
+                        seed=int(saved.get("seed", 0)))
+    model.to(own)
+    restore(model, None, None, ckpt)
+    model.commit_master()
+    return model, data, (f"{saved['net']} from {checkpoint} (epoch {int(ckpt['epoch'])}, "
+                         f"trained under {own.name})")
+
+
+def _summary(records, labels):
+    """The lemma summary over the samples (from the root record) and the first overflow."""
+    from .inspect import first_overflow  # noqa: PLC0415
+    from .lemma import lemma_report  # noqa: PLC0415
+    root = [r for r in records if r.depth == 0][-1]
+    p_ref, p_low = softmax64(root.reference), softmax64(root.output)
+    rep = lemma_report(p_ref, p_low)
+    first = first_overflow(records)
+    out = {k: rep[k] for k in ("samples", "guaranteed", "guaranteed_strict", "agree",
+                               "disagree", "guaranteed_but_disagree", "argmax_agree",
+                               "low_ties")}
+    out["differ"] = out["disagree"]
+    out["softmax"] = SOFTMAX_NOTE
+    out["reference_accuracy"] = float(np.mean(rep["pred_ref"] == labels))
+    out["policy_accuracy"] = float(np.mean(rep["pred_low"] == labels))
+    out["first_overflow"] = _overflow_dict(first)
+    ratios = [(r.ratio, r) for r in records if r.ratio is not None]
+    worst = max(ratios, key=lambda t: t[0], default=(None, None))
+    out["max_bound_ratio"] = worst[0]
+    out["max_bound_ratio_layer"] = None if worst[1] is None else worst[1].path
+    out["per_sample"] = {"gamma": rep["tolerance"], "delta": rep["error"],
+                         "guaranteed": rep["is_guaranteed"], "agrees": rep["agrees"],
+                         "pred_ref": rep["pred_ref"], "pred_low": rep["pred_low"],
+                         "label": np.asarray(labels)}
+    return out, first
+
+
+def _summary_text(s, first, policy, reference) -> str:
+    n = s["samples"]
+    lines = [
+        f"summary over {n} samples (lemma of the 16-bit paper on the softmax outputs: "
+        f"{SOFTMAX_NOTE}; reference {reference} vs policy {policy}):",
+        f"  agreement guaranteed (Gamma >= 2 delta)  {s['guaranteed']:>6}",
+        f"  predictions agree                        {s['agree']:>6}",
+        f"  predictions differ                       {s['differ']:>6}",
+        f"  guaranteed but differ (must be 0)        {s['guaranteed_but_disagree']:>6}",
+        f"  accuracy on the labels                   reference {s['reference_accuracy']:.4f}"
+        f", policy {s['policy_accuracy']:.4f}",
+        f"  largest local error / bound              "
+        f"{_g(s['max_bound_ratio'])}"
+        + (f" ({s['max_bound_ratio_layer'] or '(model)'})"
+           if s["max_bound_ratio_layer"] is not None else ""),
+        f"  first overflow / non-finite value        {_overflow_text(first)}",
+    ]
+    return "\n".join(lines)
+
+
+def _quit_text(seen) -> str:
+    from .inspect import first_overflow  # noqa: PLC0415
+    lines = [f"quit after {len(seen)} layer record(s); the lemma summary needs the logits "
+             f"(the last record) and was not reached."]
+    if seen:
+        worst = max(seen, key=lambda r: r.propagated_error.max_abs
+                    if not math.isnan(r.propagated_error.max_abs) else -1.0)
+        lines.append(f"  largest propagated error seen  {_g(worst.propagated_error.max_abs)}"
+                     f" ({worst.path or '(model)'})")
+        ratios = [r for r in seen if r.ratio is not None]
+        if ratios:
+            r = max(ratios, key=lambda r: r.ratio)
+            lines.append(f"  largest local error / bound    {_g(r.ratio)} ({r.path or '(model)'})")
+    lines.append(f"  first overflow / non-finite     {_overflow_text(first_overflow(seen))}"
+                 + (" so far" if first_overflow(seen) is None else ""))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- plot
+def plot_inspection(records, summary, path, title):
+    """Left: per leaf layer, the max local error next to the max a-priori bound (log
+    scale; vacuous bounds and layers without one are marked).  Right: histograms of Gamma
+    and 2 delta over the samples (log-spaced bins; zeros drawn at the smallest bin)."""
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    leaves = [r for r in records if r.leaf]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    tiny = 1e-300
+    errs, bnds, labels = [], [], []
+    for r in leaves:
+        e = r.local_error.max_abs if r.local_error is not None else float("nan")
+        b = r.bound_max
+        errs.append(e)
+        bnds.append(b)
+        note = ""
+        if r.bound is None:
+            note = " (no bound)"
+        elif r.bound_note.startswith("vacuous"):
+            note = " (vacuous)"
+        labels.append(f"{r.path}\n{r.kind}{note}")
+    pos = [v for v in errs + bnds if v is not None and math.isfinite(v) and v > 0]
+    floor = min(pos) / 10 if pos else 1e-8
+    xs = np.arange(len(leaves))
+    def shown(v):
+        return v if v is not None and math.isfinite(v) and v > 0 else np.nan
+
+    ax1.bar(xs - 0.2, [shown(v) for v in errs], width=0.4, label="max local error")
+    ax1.bar(xs + 0.2, [shown(v) for v in bnds], width=0.4, label="max a-priori bound")
+    ax1.set_yscale("log")
+    ax1.set_ylim(bottom=floor)
+    for x0, vals, dx in ((xs, errs, -0.2), (xs, bnds, 0.2)):
+        for xi, v in zip(x0, vals):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                txt = "-"
+            elif v == 0:
+                txt = "0"
+            elif math.isinf(v):
+                txt = "inf"
+            else:
+                continue
+            ax1.text(xi + dx, floor * 1.3, txt, ha="center", va="bottom", fontsize=7)
+    ax1.set_xticks(xs)
+    ax1.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
+    ax1.set_ylabel("max absolute error (0, inf, - marked as text)")
+    ax1.set_title("local error per layer vs its bound")
+    ax1.legend(fontsize=8)
+
+    ps = summary["per_sample"]
+    gam = np.asarray(ps["gamma"], dtype=np.float64)
+    two_d = 2 * np.asarray(ps["delta"], dtype=np.float64)
+    vals = np.concatenate([gam, two_d])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    lo = max(vals.min() / 2, tiny) if vals.size else 1e-8
+    hi = vals.max() * 2 if vals.size else 1.0
+    bins = np.logspace(np.log10(lo), np.log10(max(hi, lo * 10)), 40)
+    for v, lab in ((gam, "Gamma (top-2 gap of the reference)"), (two_d, "2 delta")):
+        v = v[np.isfinite(v)]
+        ax2.hist(np.clip(v, bins[0], bins[-1]), bins=bins, alpha=0.6, label=lab)
+    ax2.set_xscale("log")
+    ax2.set_xlabel("value (softmax outputs)")
+    ax2.set_ylabel("samples")
+    ax2.set_title(f"guaranteed {summary['guaranteed']} / agree {summary['agree']} / "
+                  f"{summary['samples']} samples", fontsize=9)
+    ax2.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- command
+@click.command("inspect")
+@click.option("--net", default=None,
+              help="mlp, lenet5, cnn, resnet (resnet8, ...), vit [default: mlp, or the "
+                   "checkpoint's]")
+@click.option("--checkpoint", default=None, metavar="PATH",
+              help="a checkpoint.h5 of `minifp train` (else an untrained net from --seed)")
+@click.option("--dtype", default="float16", show_default=True,
+              help="the precision policy to inspect (preset, format name or policy JSON)")
+@click.option("--reference", default="float64", show_default=True,
+              help="the reference policy (at least as wide as --dtype)")
+@click.option("--dataset", default=None,
+              help="digits, mnist-5k, ... or a path to an .h5 [default: mnist-5k, or the "
+                   "checkpoint's]")
+@click.option("--samples", type=int, default=512, show_default=True,
+              help="how many test samples (the first ones)")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="weight seed of the untrained net")
+@click.option("--step", "stepping", is_flag=True,
+              help="pause after each layer: Enter next, p statistics, q quit")
+@click.option("--backward", is_flag=True,
+              help="also compare gradients per layer (cross-entropy on the test labels)")
+@click.option("--json", "json_path", default=None, metavar="FILE",
+              help="write the records and the summary to FILE")
+@click.option("--plot", "plot_path", default=None, metavar="FILE.png",
+              help="per-layer error vs bound and a histogram of Gamma and 2 delta "
+                   "(needs the plot extra)")
+def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, stepping,
+                    backward, json_path, plot_path):
+    """Step through a network layer by layer under a precision policy against a float64
+    reference: a table of errors, a-priori bounds and overflows per layer, then how many
+    samples the lemma Gamma >= 2 delta guarantees and how many actually agree."""
+    from .inspect import step  # noqa: PLC0415
+    from .precision import get_precision  # noqa: PLC0415
+
+    if plot_path is not None:
+        _require_matplotlib()
+    if samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    try:
+        policy = get_precision(dtype)
+    except ValueError as err:
+        raise UserError(f"--dtype: {err}") from None
+    try:
+        ref = get_precision(reference)
+    except ValueError as err:
+        raise UserError(f"--reference: {err}") from None
+    pa, ra = policy.activations, ref.activations
+    if ra.precision < pa.precision or ra.max < pa.max:
+        raise UserError(f"--reference {ref.name} ({ra.name}) is narrower than --dtype "
+                        f"{policy.name} ({pa.name})")
+
+    model, data, what = _load(net, checkpoint, dataset, seed)
+    n_test = int(len(data.y_test))
+    if samples > n_test:
+        raise UserError(f"--samples {samples} is larger than the {n_test} test samples of "
+                        f"{data.name}")
+    x = np.asarray(data.x_test[:samples])
+    y = np.asarray(data.y_test[:samples])
+
+    try:
+        fwd = step(model, x, policy, ref)
+        bwd = step(model, x, policy, ref, backward=True, targets=y) if backward else None
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+    click.echo(f"inspect {what} on {data.name}: first {samples} of {n_test} test samples, "
+               f"policy {policy.name} against reference {ref.name}")
+    # The forward records carry the formats and ops of the forward pass; with --backward a
+    # second run (same weights, same inputs, same seeds) supplies the gradients.
+    records, grads = [], {}
+    quit_early = False
+    if stepping:
+        click.echo(table_header(backward))
+    pairs = zip(fwd, bwd) if bwd is not None else ((r, None) for r in fwd)
+    for rec, grec in pairs:
+        records.append(rec)
+        if grec is not None:
+            grads[rec.index] = grec
+        if not stepping:
+            continue
+        click.echo(table_row(rec, grec, backward))
+        while True:
+            try:
+                ans = click.prompt(PROMPT, default="", show_default=False,
+                                   prompt_suffix=" ")
+            except click.exceptions.Abort:  # end of input: quit
+                ans = "q"
+            ans = ans.strip().lower()
+            if ans == "p":
+                click.echo(layer_stats(rec, grec))
+                continue
+            if ans == "q":
+                quit_early = True
+            elif ans != "":
+                click.echo(f"unknown answer {ans!r}: Enter, p or q")
+                continue
+            break
+        if quit_early:
+            break
+
+    if quit_early:
+        click.echo(_quit_text(records))
+        if json_path:
+            doc = {"net": what, "dataset": data.name, "samples": samples,
+                   "policy": policy.name, "reference": ref.name, "backward": backward,
+                   "complete": False,
+                   "records": [_with_grads(r, grads.get(r.index)) for r in records],
+                   "summary": None}
+            Path(json_path).write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
+        if plot_path:
+            click.echo("--plot: not drawn (quit before the last layer)")
+        return
+
+    if not stepping:
+        click.echo(table_header(backward))
+        for rec in records:
+            click.echo(table_row(rec, grads.get(rec.index), backward))
+    summary, first = _summary(records, y)
+    click.echo("")
+    click.echo(_summary_text(summary, first, policy.name, ref.name))
+
+    if json_path:
+        doc = {"net": what, "dataset": data.name, "samples": samples, "policy": policy.name,
+               "reference": ref.name, "backward": backward, "complete": True,
+               "records": [_with_grads(r, grads.get(r.index)) for r in records],
+               "summary": summary}
+        Path(json_path).write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
+    if plot_path:
+        plot_inspection(records, summary, plot_path,
+                        f"{what} on {data.name}, {samples} samples: {policy.name} vs "
+                        f"{ref.name}")
+
+
+def _with_grads(rec, grec) -> dict:
+    d = rec.to_dict()
+    if grec is not None:
+        g = grec.to_dict()
+        for k in ("grad_error", "grad_overflows", "grad_underflows", "param_grad_errors"):
+            d[k] = g[k]
+    return d
