@@ -350,7 +350,15 @@ def _run(model, x, policy, backward, targets):
             else:
                 with no_grad():
                     model(x)
-    return calls, [o for o in ops if o.op != _TAP]
+    # drop the taps from the op list and move every call's op range to match
+    kept, before = [], [0]
+    for o in ops:
+        if o.op != _TAP:
+            kept.append(o)
+        before.append(len(kept))
+    for c in calls:
+        c.start, c.end = before[c.start], before[c.end]
+    return calls, kept
 
 
 def _data(a):

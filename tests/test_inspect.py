@@ -271,3 +271,17 @@ def test_backward_gradients(mlp, digits):
     fwd = inspect(mlp, x, "float16")
     for a, b in zip(fwd, recs16):
         np.testing.assert_array_equal(a.output, b.output)
+
+
+def test_backward_run_keeps_each_layers_ops():
+    """The gradient taps are dropped from the op list without shifting the layers' ranges."""
+    from minifp.data import load_dataset
+    from minifp.inspect import inspect as run_inspect
+    from minifp.nn.zoo import build_model
+    d = load_dataset("digits")
+    m = build_model("mlp", d.input_shape, d.classes, seed=0)
+    fwd = run_inspect(m, d.x_test[:4], "float16")
+    bwd = run_inspect(m, d.x_test[:4], "float16", backward=True, targets=d.y_test[:4])
+    assert [r.ops for r in fwd] == [r.ops for r in bwd]
+    for rf, rb in zip(fwd, bwd):
+        assert set(rf.formats.items()) <= set(rb.formats.items())
