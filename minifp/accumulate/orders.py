@@ -71,11 +71,19 @@ def significant_bits(a) -> int:
     fin = a[xp.isfinite(a) & (a != 0)]
     if fin.size == 0:
         return 1
-    m, _ = xp.frexp(fin)
+    _, tz = _exponent_and_low_bit(fin)
+    return int(54 - int(xp.min(tz)))
+
+
+def _exponent_and_low_bit(a):
+    """(e, t) for finite nonzero floats a = m * 2**e, 1/2 <= |m| < 1: t is the frexp
+    exponent of the lowest set bit of the 53-bit integer |m| * 2**53 (t = 54 - bits)."""
+    xp = array_module(a)
+    m, e = xp.frexp(a)
     mant = xp.abs(xp.ldexp(m, 53)).astype(np.int64)
     low = mant & -mant                                   # lowest set bit
-    _, e = xp.frexp(low.astype(np.float64))
-    return int(54 - int(xp.min(e)))
+    _, t = xp.frexp(low.astype(np.float64))
+    return e, t
 
 
 # ---- sequential -----------------------------------------------------------------------
@@ -169,7 +177,8 @@ def _fast_rounder(acc, x, y, bits):
         return None
     K = x.shape[-1]
     growth = math.exp(K * math.log1p(fmt.unit_roundoff) + 1e-12) * (1 + 2.0 ** -40)
-    bound = float(xp.max(xp.matmul(xp.abs(x), xp.abs(y)))) if x.size and y.size else 0.0
+    bound = float(xp.max(_abs_sum_bound(xp.abs(x), xp.abs(y), False))) \
+        if x.size and y.size else 0.0
     if not bound * growth < fmt.max:
         return None
     return magic_constants(fmt)
@@ -250,7 +259,7 @@ def _float32_fast_ok(acc, x, y, bits) -> bool:
     K = x.shape[-1]
     if x.size == 0 or y.size == 0:
         return False
-    if float(np.max(np.matmul(ax, ay))) * (1 + K * 2.0 ** -23) >= fmt.max:
+    if float(np.max(_abs_sum_bound(ax, ay, False))) * (1 + K * 2.0 ** -23) >= fmt.max:
         return False
     lo = (_row_low_exponent(ax, -1) - (bits[0] - 1)).min() + \
         (_row_low_exponent(ay, -2) - (bits[1] - 1)).min()
@@ -445,11 +454,7 @@ def _lsb_exponents(a):
     """Exponent of the last set bit of each element (a large number for 0 and non-finite)."""
     xp = array_module(a)
     fin = xp.isfinite(a) & (a != 0)
-    safe = xp.where(fin, a, 1.0)
-    m, e = xp.frexp(safe)
-    mant = xp.abs(xp.ldexp(m, 53)).astype(np.int64)
-    low = mant & -mant
-    _, tz = xp.frexp(low.astype(np.float64))
+    e, tz = _exponent_and_low_bit(xp.where(fin, a, 1.0))
     return xp.where(fin, e.astype(np.int64) - 54 + tz, 1 << 20)
 
 
@@ -466,10 +471,10 @@ def block_sum(x, y, lx, ly):
         return _exact_nearest(x, y)
     with np.errstate(over="ignore"):
         fast = xp.matmul(x, y)
-        total = xp.matmul(xp.abs(x), xp.abs(y))
+        total = _abs_sum_bound(xp.abs(x), xp.abs(y), False)
     low = xp.min(lx, axis=-1, keepdims=True) + xp.min(ly, axis=-2, keepdims=True)
     limit = xp.ldexp(xp.ones(low.shape), xp.clip(low + 53, -1070, 1020).astype(np.int32))
-    ok = total * (1 + 2.0 ** -40) < limit
+    ok = total < limit
     if bool(ok.all()):
         return fast
     return xp.where(ok, fast, _exact_nearest(x, y))
