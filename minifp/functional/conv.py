@@ -23,18 +23,26 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import array_module
-from .core import engine_matmul, engine_mean, engine_sum, f64
+from .core import append_bias, engine_matmul, engine_mean, engine_sum, f64
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "im2col", "col2im"]
 
 
+_MINIMUM = {"kernel": 1, "stride": 1, "padding": 0}
+
+
 def _pair(v, name):
+    """``v`` (int or pair) as a pair of ints, ValueError unless each is at least the
+    minimum for ``name`` (kernel, stride: 1; padding: 0)."""
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise ValueError(f"{name} must be an int or a pair, got {v!r}")
         a, b = int(v[0]), int(v[1])
     else:
         a = b = int(v)
+    lo = _MINIMUM.get(name, 0)
+    if a < lo or b < lo:
+        raise ValueError(f"{name} must be at least {lo}, got {v!r}")
     return a, b
 
 
@@ -126,8 +134,7 @@ class Conv2d(Function):
         xc = cols.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, ci * kh * kw)
         wc = w.reshape(co, ci * kh * kw).T
         if b is not None:  # bias = last term of the accumulation
-            xc = xp.concatenate([xc, xp.ones((xc.shape[0], 1), dtype=xc.dtype)], axis=1)
-            wc = xp.concatenate([wc, b.reshape(1, co).astype(wc.dtype, copy=False)], axis=0)
+            xc, wc = append_bias(xc, wc, b)
         y = engine_matmul(self, xc, wc, "forward", self.output_role)   # (N*OH*OW, C_out)
         self.saved_x, self.saved_w = x, w
         return xp.ascontiguousarray(y.reshape(n, oh, ow, co).transpose(0, 3, 1, 2))
@@ -178,6 +185,12 @@ class _Pool(Function):
     padding = (0, 0)
 
     def _windows(self, x, pad_value):
+        """Check ``x`` is (N, C, H, W), remember its shape, and return its windows as
+        (N, C, OH, OW, kh*kw)."""
+        if x.ndim != 4:
+            raise ValueError(f"{self.op_name}: expected an (N, C, H, W) input, got shape "
+                             f"{tuple(x.shape)}")
+        self.in_shape = tuple(x.shape)
         cols = im2col(x, self.kernel, self.stride, self.padding, pad_value)
         n, c, kh, kw, oh, ow = cols.shape
         return cols.transpose(0, 1, 4, 5, 2, 3).reshape(n, c, oh, ow, kh * kw)
@@ -195,10 +208,6 @@ class MaxPool2d(_Pool):
     backward_reduces = True
 
     def forward(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"max_pool2d: expected an (N, C, H, W) input, got shape "
-                             f"{tuple(x.shape)}")
-        self.in_shape = tuple(x.shape)
         win = self._windows(x, -np.inf)
         self.saved_arg = win.argmax(axis=-1)          # first maximum on ties
         y = win.max(axis=-1)
@@ -218,10 +227,6 @@ class AvgPool2d(_Pool):
     backward_reduces = True
 
     def forward(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"avg_pool2d: expected an (N, C, H, W) input, got shape "
-                             f"{tuple(x.shape)}")
-        self.in_shape = tuple(x.shape)
         win = self._windows(x, 0.0)
         return engine_mean(self, win, -1, "forward", self.output_role)
 

@@ -14,7 +14,7 @@ from .. import accumulate as _acc
 from ..backend import array_module
 
 __all__ = ["f64", "engine_matmul", "engine_sum", "engine_mean", "engine_dot_reduce",
-           "unbroadcast", "broadcast_shape", "normalize_axes", "round_acc"]
+           "unbroadcast", "broadcast_shape", "normalize_axes", "round_acc", "append_bias"]
 
 
 def f64(a):
@@ -75,6 +75,22 @@ def engine_dot_reduce(fn, a, b, axes, phase, role=None, keepdims=False):
     if keepdims:
         r = r.reshape([1 if i in axes else shape[i] for i in range(len(shape))])
     return r
+
+
+def append_bias(x2, wt, b):
+    """``(x2 | 1, wt ; b)``: a column of ones appended to the 2-D ``x2`` and the bias row
+    ``b`` to ``wt``, so that ``x2 @ wt + b`` is ONE engine matmul with the bias as the last
+    term of every accumulation.  ``b`` is only ever widened: a bias in a wider carrier than
+    ``wt`` promotes ``wt`` (exact) rather than being rounded by a cast."""
+    xp = array_module(x2, wt)
+    dt = wt.dtype
+    if b.dtype.kind == "f" and b.dtype.itemsize > dt.itemsize:
+        dt = b.dtype
+    ones = xp.ones((x2.shape[0], 1), dtype=x2.dtype)
+    x2 = xp.concatenate([x2, ones], axis=1)
+    wt = xp.concatenate([wt.astype(dt, copy=False), b.reshape(1, -1).astype(dt, copy=False)],
+                        axis=0)
+    return x2, wt
 
 
 def round_acc(fn, x, phase):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import array_module
-from .core import engine_matmul, engine_sum
+from .core import append_bias, engine_matmul, engine_sum
 
 __all__ = ["matmul", "linear"]
 
@@ -109,20 +109,18 @@ class Linear(Function):
 
     def forward(self, x, w, b=None):
         if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
+            inner = w.shape[-1] if w.ndim else "in_features"
             raise ValueError(f"linear: input of shape {tuple(x.shape)} does not match weight "
-                             f"of shape {tuple(w.shape)} (expected (..., {w.shape[-1]}) input "
+                             f"of shape {tuple(w.shape)} (expected (..., {inner}) input "
                              "and a 2-D (out_features, in_features) weight)")
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise ValueError(f"linear: bias of shape {tuple(b.shape)} does not match weight "
                              f"of shape {tuple(w.shape)} (expected ({w.shape[0]},))")
-        xp = array_module(x, w)
         x2 = x.reshape(-1, x.shape[-1])
         self.saved_x2, self.saved_w, self.x_shape = x2, w, tuple(x.shape)
         wt = w.T
         if b is not None:  # bias = last term of the same accumulation
-            ones = xp.ones((x2.shape[0], 1), dtype=x2.dtype)
-            x2 = xp.concatenate([x2, ones], axis=1)
-            wt = xp.concatenate([wt, b.reshape(1, -1).astype(wt.dtype, copy=False)], axis=0)
+            x2, wt = append_bias(x2, wt, b)
         y = engine_matmul(self, x2, wt, "forward", self.output_role)
         return y.reshape(self.x_shape[:-1] + (w.shape[0],))
 
