@@ -17,6 +17,14 @@ __all__ = ["reshape", "flatten", "transpose", "concat", "stack", "getitem", "spl
            "split_heads", "merge_heads"]
 
 
+def _axis(op, axis, ndim) -> int:
+    """``axis`` as a non-negative int below ``ndim``, or ValueError (never wrapped)."""
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: axis {axis} is out of range for {ndim} dimensions")
+    return axis % ndim
+
+
 class Reshape(Function):
     op_name = "reshape"
     shape = ()
@@ -54,7 +62,8 @@ class Transpose(Function):
 
     def forward(self, x):
         axes = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(self.axes)
-        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+        if (any(not -x.ndim <= a < x.ndim for a in axes)
+                or sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim))):
             raise ValueError(f"transpose: axes {axes} are not a permutation of the "
                              f"{x.ndim} dims of shape {tuple(x.shape)}")
         self.perm = tuple(a % x.ndim for a in axes)
@@ -77,7 +86,7 @@ class Concat(Function):
     def forward(self, *xs):
         xp = array_module(*xs)
         nd = xs[0].ndim
-        ax = self.axis % nd
+        ax = _axis("concat", self.axis, nd)
         for x in xs[1:]:
             if x.ndim != nd or any(a != b for i, (a, b) in enumerate(zip(x.shape, xs[0].shape))
                                    if i != ax):
@@ -112,7 +121,7 @@ def stack(tensors, axis: int = 0):
     if not tensors:
         raise ValueError("stack: need at least one tensor")
     nd = tensors[0].ndim + 1
-    ax = axis % nd
+    ax = _axis("stack", axis, nd)
     parts = [reshape(t, tuple(t.shape[:ax]) + (1,) + tuple(t.shape[ax:])) for t in tensors]
     return concat(parts, axis=ax)
 
@@ -174,7 +183,8 @@ def getitem(x, index):
 def split(x, sections, axis: int = 0):
     """Split along ``axis`` into ``sections`` equal parts (int) or at the given indices
     (list), like numpy.split; returns a list of Tensors (each a getitem)."""
-    n = x.shape[axis]
+    ax = _axis("split", axis, x.ndim)
+    n = x.shape[ax]
     if isinstance(sections, (int, np.integer)):
         if sections < 1 or n % sections:
             raise ValueError(f"split: axis of length {n} does not divide into {sections} parts")
@@ -182,7 +192,6 @@ def split(x, sections, axis: int = 0):
         bounds = list(range(0, n + 1, step))
     else:
         bounds = [0] + [int(i) for i in sections] + [n]
-    ax = axis % x.ndim
     parts = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         idx = (slice(None),) * ax + (slice(lo, hi),)
@@ -192,13 +201,18 @@ def split(x, sections, axis: int = 0):
 
 def split_heads(x, num_heads: int):
     """(B, T, D) -> (B, H, T, D/H) for multi-head attention."""
+    if x.ndim != 3:
+        raise ValueError(f"split_heads: expected a (B, T, D) input, got shape {tuple(x.shape)}")
     b, t, d = x.shape
-    if d % num_heads:
+    if num_heads < 1 or d % num_heads:
         raise ValueError(f"split_heads: width {d} is not divisible by {num_heads} heads")
     return transpose(reshape(x, (b, t, num_heads, d // num_heads)), (0, 2, 1, 3))
 
 
 def merge_heads(x):
     """(B, H, T, Dh) -> (B, T, H*Dh), the inverse of :func:`split_heads`."""
+    if x.ndim != 4:
+        raise ValueError(f"merge_heads: expected a (B, H, T, Dh) input, got shape "
+                         f"{tuple(x.shape)}")
     b, h, t, dh = x.shape
     return reshape(transpose(x, (0, 2, 1, 3)), (b, t, h * dh))
