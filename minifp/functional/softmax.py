@@ -91,6 +91,7 @@ class CrossEntropy(Function):
     forward_reduces = True
     backward_reduces = False
     reduction = "mean"
+    class_targets = False
 
     def forward(self, logits, targets):
         xp = array_module(logits)
@@ -108,6 +109,7 @@ class CrossEntropy(Function):
             if t.size and (int(t.min()) < 0 or int(t.max()) >= c):
                 raise ValueError(f"cross_entropy: class targets must lie in [0, {c})")
             onehot = (xp.arange(c)[None, :] == t[:, None]).astype(np.float64)
+            self.class_targets = True      # each row of onehot sums to 1 exactly
             per = self.round_out(lse[:, 0] - xp.take_along_axis(x64, t[:, None], 1)[:, 0])
         else:
             if tuple(targets.shape) != (n, c):
@@ -129,13 +131,14 @@ class CrossEntropy(Function):
         xp = array_module(g)
         p = f64(self.saved_e) / f64(self.saved_s)
         t = self.saved_t
-        tsum = xp.sum(t, axis=1, keepdims=True)   # 1 for class targets (exact)
+        if not self.class_targets:     # probability targets: p * sum(t) - t
+            p = p * xp.sum(t, axis=1, keepdims=True)
         g64 = f64(g)
         if self.reduction == "none":
             g64 = g64[:, None]
         elif self.reduction == "mean":
             g64 = g64 / self.n
-        gx = (p * tsum - t) * g64
+        gx = (p - t) * g64
         return self.round_grad(0, gx), None
 
 
