@@ -90,10 +90,12 @@ def _layer_path() -> str:
     return _precision.current_layer() or ""
 
 
-def _uses_stochastic(p) -> bool:
-    modes = list(getattr(p, "rounding", {}).values())
-    for phase in ("forward", "backward"):
-        modes.append(p.accumulation(phase).rounding)
+def _uses_stochastic(p, accs=None) -> bool:
+    """Whether any role or the accumulation of either phase (``accs``: the two
+    Accumulations when the caller has them already) rounds stochastically."""
+    if accs is None:
+        accs = (p.accumulation("forward"), p.accumulation("backward"))
+    modes = list(getattr(p, "rounding", {}).values()) + [a.rounding for a in accs]
     return any(getattr(m, "value", m) == "stochastic" for m in modes)
 
 
@@ -250,7 +252,11 @@ class Tensor:
         else:
             seed = xp.asarray(grad.data if isinstance(grad, Tensor) else grad)
             if seed.shape != self.data.shape:
-                seed = xp.broadcast_to(seed, self.data.shape)
+                try:
+                    seed = xp.broadcast_to(seed, self.data.shape)
+                except ValueError:
+                    raise ValueError(f"backward(): grad of shape {tuple(seed.shape)} does not "
+                                     f"broadcast to the tensor's shape {self.shape}") from None
         fn0 = self.creator
         if fn0 is None:  # a leaf: its gradient is the seed
             p = _precision.current()
@@ -394,11 +400,16 @@ def _rng_if(p):
     return _precision.current_rng() if _uses_stochastic(p) else None
 
 
+def _sum_round(policy, rng, role, a, b):
+    """a + b in float64, rounded once to ``role`` under ``policy``."""
+    xp = array_module(a, b)
+    return policy.round(role, xp.asarray(a, dtype=np.float64) + xp.asarray(b, dtype=np.float64),
+                        rng)
+
+
 def _add_round(fn, role, a, b):
     """a + b in float64, rounded once to ``role`` under the policy of ``fn``."""
-    xp = array_module(a, b)
-    return fn.policy.round(role, xp.asarray(a, dtype=np.float64) + xp.asarray(b, dtype=np.float64),
-                           fn.rng)
+    return _sum_round(fn.policy, fn.rng, role, a, b)
 
 
 def _accumulate_leaf(t: Tensor, g, policy, rng) -> None:
@@ -407,9 +418,7 @@ def _accumulate_leaf(t: Tensor, g, policy, rng) -> None:
     if t.grad is None:
         t.grad = Tensor(policy.round(t.grad_role, g, rng))
     else:
-        xp = array_module(t.grad.data, g)
-        s = xp.asarray(t.grad.data, dtype=np.float64) + xp.asarray(g, dtype=np.float64)
-        t.grad = Tensor(policy.round(t.grad_role, s, rng))
+        t.grad = Tensor(_sum_round(policy, rng, t.grad_role, t.grad.data, g))
 
 
 def _toposort(root) -> list:
@@ -474,9 +483,10 @@ class Function:
     def __call__(self, *inputs) -> Tensor:
         p = _precision.current()
         self.policy = p
-        self.rng = _rng_if(p)
         self.fwd_acc = p.accumulation("forward")
         self.bwd_acc = p.accumulation("backward")
+        self.rng = (_precision.current_rng()
+                    if _uses_stochastic(p, (self.fwd_acc, self.bwd_acc)) else None)
         self.layer = _layer_path()
         self.inputs = tuple(as_tensor(x) for x in inputs)
         grad_on = is_grad_enabled()
