@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .autograd import Tensor, no_grad
+from .autograd import no_grad
 from .errors import UserError
 from .precision import Precision, get_precision, use
 
@@ -140,7 +140,8 @@ def build(config: TrainConfig):
 
 def evaluate(model, x, y, policy, batch_size=256):
     """(mean loss, accuracy, predictions, softmax outputs) of ``model`` on (x, y) under
-    ``policy`` in eval mode; the loss is the engine mean of the per-sample losses."""
+    ``policy`` in eval mode.  The per-sample losses come from ``F.cross_entropy`` (rounded
+    to L); the reported loss is their plain float64 mean (a metric, not a rounded op)."""
     from . import functional as F
     from .data import batches
 
@@ -219,11 +220,13 @@ def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     """:func:`train`, returning the model, the dataset and the history as well."""
     from . import functional as F
     from .checkpoint import load_checkpoint, restore, save_checkpoint
-    from .data import batches
+    from .data import batches, num_batches
+    from .nn.zoo import count_parameters
 
     say = echo or (lambda line: print(line, flush=True))
     run_dir = config.run_dir()
     data, model, policy, optimizer, scaler = build(config)
+    n_batches = num_batches(len(data.y_train), config.batch_size)   # UserError if < 1
     stream = _policy_stream(model, policy)
     start_epoch = 0
     history: list[dict] = []
@@ -237,14 +240,13 @@ def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     say(str(policy))
     say(f"net {config.net}, dataset {config.dataset} ({len(data.y_train)} train, "
         f"{len(data.y_test)} test, input {tuple(data.input_shape)}, {data.classes} classes), "
-        f"{sum(int(np.prod(p.shape)) for p in model.parameters())} parameters, "
+        f"{count_parameters(model)} parameters, "
         f"optimizer {config.optimizer} lr {config.lr}, batch {config.batch_size}, "
         f"seed {config.seed}")
     if start_epoch:
         say(f"resuming from epoch {start_epoch} of {config.epochs} ({run_dir / CHECKPOINT})")
     t_start = time.perf_counter()
     wall_before = sum(h.get("seconds", 0.0) for h in history)
-    n_batches = -(-len(data.y_train) // config.batch_size)
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         model.train()

@@ -332,7 +332,7 @@ def synthetic(n_train: int = 512, n_test: int = 128, shape=(1, 8, 8), classes: i
     samples = prototype + Gaussian noise (sd ``noise``), clipped to [0,1]; labels balanced
     (``i % classes``, shuffled).  Same arguments, same arrays, bit for bit."""
     for label, v, low in (("n_train", n_train, 1), ("n_test", n_test, 0),
-                          ("classes", classes, 2)):
+                          ("classes", classes, 2), ("seed", seed, 0)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
             raise UserError(f"synthetic: {label} must be an integer >= {low}, got {v!r}")
     shape = tuple(shape) if np.iterable(shape) else (shape,)

@@ -90,10 +90,6 @@ class ZooModel(Module):
                 f"num_classes={self.num_classes}")
 
 
-def _pool_out(size: int) -> int:
-    return size // 2 if size >= 2 else size
-
-
 def _maybe_pool(h: int, w: int):
     """A 2x2 max pool (and the new size) when both sides are at least 2, else Identity."""
     if h >= 2 and w >= 2:

@@ -68,17 +68,21 @@ class Adam(Optimizer):
         self._eps_o = {}
         bad = []
         for name, _ in self.params:
-            lp = self._layer_policy[name]
-            fmt = lp.optimizer
-            mode = lp.rounding["optimizer"]
-            if mode is Rounding.STOCHASTIC:
-                mode = Rounding.NEAREST_EVEN
-            e = float(np.asarray(fmt.round(np.float64(self.eps), mode)))
-            self._eps_o[name] = e
+            fmt = self._layer_policy[name].optimizer
+            e = self._eps_o[name] = self._round_eps(name)
             if abs(e) < fmt.smallest_normal and (fmt.name, e) not in bad:
                 bad.append((fmt.name, e))
         if bad:
             self._warn_eps(bad)
+
+    def _round_eps(self, name) -> float:
+        """``eps`` rounded once to the optimizer format O of parameter ``name``'s layer
+        (the "optimizer" rounding mode; nearest-even when that is stochastic)."""
+        lp = self._layer_policy[name]
+        mode = lp.rounding["optimizer"]
+        if mode is Rounding.STOCHASTIC:
+            mode = Rounding.NEAREST_EVEN
+        return float(np.asarray(lp.optimizer.round(np.float64(self.eps), mode)))
 
     def _warn_eps(self, bad):
         if self._eps_warned:
@@ -102,12 +106,7 @@ class Adam(Optimizer):
         self._eps_warned = bool(flags.get("eps_warned", self._eps_warned))
         # eps may have been restored from the hyperparameters: re-round it quietly
         for name, _ in self.params:
-            lp = self._layer_policy[name]
-            mode = lp.rounding["optimizer"]
-            if mode is Rounding.STOCHASTIC:
-                mode = Rounding.NEAREST_EVEN
-            self._eps_o[name] = float(np.asarray(lp.optimizer.round(np.float64(self.eps),
-                                                                    mode)))
+            self._eps_o[name] = self._round_eps(name)
 
     def _update(self, name, w, g, state, lp):
         b1, b2 = self.betas

@@ -114,6 +114,18 @@ class LossScaler:
     def _policy(self):
         return self.policy if self.policy is not None else _precision.current()
 
+    def _layer_policy(self, base, name):
+        """``base.for_layer(layer_path_of(name))``, cached per base policy (a policy with
+        overrides builds a new Precision on every ``for_layer`` call; this runs per
+        parameter per step)."""
+        cache = self.__dict__.get("_lp_cache")
+        if cache is None or cache[0] is not base:
+            cache = self._lp_cache = (base, {})
+        lp = cache[1].get(name)
+        if lp is None:
+            lp = cache[1][name] = base.for_layer(layer_path_of(name))
+        return lp
+
     # ------------------------------------------------------------------ protocol
     def scale_loss(self, loss) -> Tensor:
         """``loss * scale`` rounded once to L, in the graph (mode ``none``: ``loss``
@@ -141,7 +153,7 @@ class LossScaler:
             gt = p.grad if isinstance(p.grad, Tensor) else Tensor(p.grad)
             xp = array_module(gt.data)
             if inv:
-                lp = base.for_layer(layer_path_of(name))
+                lp = self._layer_policy(base, name)
                 rng = self.rng if lp.rounding["gradients"] is Rounding.STOCHASTIC else None
                 with np.errstate(over="ignore", invalid="ignore"):
                     q = xp.asarray(gt.data, dtype=np.float64) / self.scale
