@@ -131,7 +131,7 @@ def build(config: TrainConfig):
     data = load_dataset(config.dataset)
     model = build_model(config.net, data.input_shape, data.classes, seed=config.seed)
     model.to(policy)
-    kw = {"momentum": config.momentum} if config.optimizer == "sgd" else {}
+    kw = {"momentum": config.momentum} if config.optimizer.lower() == "sgd" else {}
     optimizer = build_optimizer(config.optimizer, model, config.lr, policy,
                                 weight_decay=config.weight_decay, **kw)
     scaler = LossScaler.from_policy(policy)
@@ -267,7 +267,7 @@ def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                         f"under {policy.name} without loss scaling; the last good checkpoint "
                         f"is {run_dir / CHECKPOINT if run_dir else 'not written (no --out)'}")
                 scaler.scale_loss(loss).backward()
-                scaler.step(optimizer, model.parameters())
+                scaler.step(optimizer)   # by name: each gradient unscaled into its layer's G
                 pred = np.argmax(np.asarray(logits.data, np.float64), axis=-1)
                 correct += int(np.sum(pred == yb))
                 seen += len(yb)
