@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from decimal import Decimal
 from fractions import Fraction
@@ -311,8 +312,14 @@ def round_cmd(name, values, mode, seed):
     """
     fmt = get_format(name)
     rmode = parse_rounding(mode)
+    if seed < 0:
+        raise CLIError(f"--seed must be a non-negative integer, got {seed}")
+    lift = _long_integers()           # for the whole command: parse_real reads again below
+    lift.__enter__()
+    click.get_current_context().call_on_close(lambda: lift.__exit__(None, None, None))
     exact = []
     for text in values:
+        _check_exponent(text)
         try:
             exact.append(parse_exact(text)[0])
         except ValueError:
@@ -350,6 +357,46 @@ def round_cmd(name, values, mode, seed):
         header += f", seed {seed}"
     click.echo(header)
     click.echo(_table(["input", "rounded", "binary", "hex", "rel. error"], rows, right={1, 4}))
+
+
+# Exponents beyond these are far outside every format (float64: 1e-324 .. 1e308) and would
+# make the exact reading build integers of billions of digits (minutes, gigabytes).
+MAX_DECIMAL_EXPONENT = 1_000_000
+MAX_BINARY_EXPONENT = 4_000_000
+_EXP_RE = re.compile(r"^\s*[+-]?(0x[0-9a-f_.]*p|[0-9_.]*e)([+-]?[0-9_]+)\s*$", re.IGNORECASE)
+
+
+def _check_exponent(text: str) -> None:
+    """A value with an absurd exponent (``1e999999999``) is refused in one line."""
+    m = _EXP_RE.match(text)
+    if not m:
+        return
+    try:
+        e = int(m.group(2).replace("_", ""))
+    except ValueError:  # more digits than int() reads: surely too large
+        e = math.inf
+    hexa = m.group(1).lower().startswith("0x")
+    limit = MAX_BINARY_EXPONENT if hexa else MAX_DECIMAL_EXPONENT
+    if abs(e) > limit:
+        raise CLIError(f"exponent of {text!r} is too large to read exactly (at most "
+                       f"{'2' if hexa else '10'}^\u00b1{limit}; every format overflows or "
+                       f"underflows long before)")
+
+
+class _long_integers:
+    """Lift Python's limit on the digits of an integer read from text (4300 by default),
+    so that a long decimal such as 0.1111...1 (5000 digits) is read exactly."""
+
+    def __enter__(self):
+        self.old = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") \
+            else None
+        if self.old is not None:
+            sys.set_int_max_str_digits(0)
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            sys.set_int_max_str_digits(self.old)
+        return False
 
 
 def _rel_error(q, r: float) -> str:

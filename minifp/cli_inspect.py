@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import click
 import numpy as np
@@ -427,10 +426,15 @@ def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, s
     from .inspect import step  # noqa: PLC0415
     from .precision import get_precision  # noqa: PLC0415
 
+    from .cli_train import check_out_file, check_plot_path, check_seed  # noqa: PLC0415
+
     if plot_path is not None:
         _require_matplotlib()
+        check_plot_path(plot_path)
+    check_out_file(json_path, "--json")
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
+    check_seed(seed)
     try:
         policy = get_precision(dtype)
     except ValueError as err:
@@ -501,7 +505,7 @@ def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, s
                    "complete": False,
                    "records": [_with_grads(r, grads.get(r.index)) for r in records],
                    "summary": None}
-            Path(json_path).write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
+            _write_json(json_path, doc)
         if plot_path:
             click.echo("--plot: not drawn (quit before the last layer)")
         return
@@ -519,11 +523,20 @@ def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, s
                "reference": ref.name, "backward": backward, "complete": True,
                "records": [_with_grads(r, grads.get(r.index)) for r in records],
                "summary": summary}
-        Path(json_path).write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
+        _write_json(json_path, doc)
     if plot_path:
-        plot_inspection(records, summary, plot_path,
-                        f"{what} on {data.name}, {samples} samples: {policy.name} vs "
-                        f"{ref.name}")
+        try:
+            plot_inspection(records, summary, plot_path,
+                            f"{what} on {data.name}, {samples} samples: {policy.name} vs "
+                            f"{ref.name}")
+        except OSError as err:
+            raise UserError(f"--plot {plot_path}: cannot write ({err.strerror or err})") \
+                from None
+
+
+def _write_json(path, doc):
+    from .cli_train import write_text  # noqa: PLC0415
+    write_text(path, json.dumps(_jsonable(doc), indent=2) + "\n", "--json")
 
 
 def _with_grads(rec, grec) -> dict:

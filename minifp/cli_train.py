@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -49,7 +50,77 @@ def _make_config(dtype, out, progress, **kw):
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {kw[name]}")
     if not kw["lr"] > 0:
         raise UserError(f"--lr must be positive, got {kw['lr']}")
+    check_seed(kw["seed"])
     return TrainConfig(dtype=dtype, out=out, progress=progress, **kw)
+
+
+# ---- checks of paths and numbers the user typed (shared with cli_inspect) ----------
+def check_seed(seed, option="--seed"):
+    if seed < 0:
+        raise UserError(f"{option} must be a non-negative integer, got {seed}")
+
+
+def _existing_ancestor(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_out_dir(path, option="--out"):
+    """``path`` can be (or become) a run directory: not a file, under a writable folder."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{option} {path} is a file, not a directory")
+    base = _existing_ancestor(p)
+    if not base.is_dir():
+        raise UserError(f"{option} {path}: {base} is not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: {base} is not writable")
+
+
+def check_out_file(path, option):
+    """``path`` can be written as a file: not a directory, its folder exists and is
+    writable.  Checked before the (possibly long) work that produces the file."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{option} {path} is a directory, not a file")
+    parent = p.absolute().parent
+    if not parent.exists():
+        raise UserError(f"{option} {path}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise UserError(f"{option} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UserError(f"{option} {path}: not writable")
+
+
+def check_plot_path(path, option="--plot"):
+    """A writable file whose suffix (if any) matplotlib can draw; needs matplotlib."""
+    if path is None:
+        return
+    check_out_file(path, option)
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix:
+        from matplotlib.backend_bases import FigureCanvasBase  # noqa: PLC0415
+        kinds = FigureCanvasBase.get_supported_filetypes()
+        if suffix not in kinds:
+            raise UserError(f"{option} {path}: matplotlib cannot write .{suffix} files "
+                            f"(use one of {', '.join(sorted(kinds))})")
+
+
+def write_text(path, text, option):
+    """Write ``text`` to ``path``; an OSError becomes a one-line user error."""
+    try:
+        Path(path).write_text(text)
+    except OSError as err:
+        raise UserError(f"{option} {path}: cannot write ({err.strerror or err})") from None
+
+
+def os_error_text(err: OSError) -> str:
+    where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+    return f"{where}{err.strerror or err}"
 
 
 def _progress_default(progress):
@@ -77,19 +148,34 @@ def train_command(dtype, out, resume_dir, overwrite, progress, **kw):
             raise UserError(f"--resume: {resume_dir} holds no run to resume (no config.json)")
         try:
             saved = json.loads(cfg_path.read_text())
+            if not isinstance(saved, dict):
+                raise ValueError(f"expected a JSON object, got {type(saved).__name__}")
             fields = {f.name for f in dataclasses.fields(TrainConfig)}
             config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
         except (ValueError, TypeError) as err:
             raise UserError(f"--resume: {cfg_path} is not a minifp run config ({err})") from None
+        except OSError as err:
+            raise UserError(f"--resume: cannot read {cfg_path} ({err.strerror or err})") \
+                from None
         config.out = str(resume_dir)
         if kw.get("epochs") is not None:
+            if kw["epochs"] < 1:
+                raise UserError(f"--epochs must be at least 1, got {kw['epochs']}")
             config.epochs = kw["epochs"]
         config.progress = _progress_default(progress)
-        train(config, resume=True)
+        try:
+            train(config, resume=True)
+        except OSError as err:
+            raise UserError(f"--resume {resume_dir}: {os_error_text(err)}") from None
         return
+    if out is not None:
+        check_out_dir(out)
     config = _make_config(dtype, out if out is not None else "default",
                           _progress_default(progress), **kw)
-    train(config, overwrite=overwrite)
+    try:
+        train(config, overwrite=overwrite)
+    except OSError as err:
+        raise UserError(f"cannot write the run: {os_error_text(err)}") from None
 
 
 @click.command("eval")
@@ -104,6 +190,7 @@ def eval_command(checkpoint, dtype, dataset, batch_size, json_path):
     """Evaluate a checkpoint under its own policy (and under --dtype): accuracy, loss and
     the agreement of the predictions."""
     from .train import evaluate_checkpoint
+    check_out_file(json_path, "--json")
     res = evaluate_checkpoint(checkpoint, dtype, dataset, batch_size)
     rows = res["rows"]
     click.echo(f"checkpoint {checkpoint}: net {res['net']}, dataset {res['dataset']} "
@@ -113,7 +200,7 @@ def eval_command(checkpoint, dtype, dataset, batch_size, json_path):
         click.echo(f"{r['policy']:24s} {r['accuracy']:9.4f} {r['loss']:9.4f} "
                    f"{r['agreement']:10.4f}")
     if json_path:
-        Path(json_path).write_text(json.dumps(res, indent=2) + "\n")
+        write_text(json_path, json.dumps(res, indent=2) + "\n", "--json")
 
 
 @click.command("compare")
@@ -133,17 +220,34 @@ def compare_command(dtypes, out, json_path, plot_path, progress, **kw):
     names = [d.strip() for d in dtypes.split(",") if d.strip()]
     if not names:
         raise UserError("--dtypes names no policy")
+    dup = sorted({d for d in names if names.count(d) > 1})
+    if dup and out is not None:
+        raise UserError(f"--dtypes names {', '.join(dup)} twice; with --out each policy "
+                        "needs its own OUT/<dtype>/ folder")
     if plot_path is not None:
         _require_matplotlib()
+        check_plot_path(plot_path)
+    check_out_file(json_path, "--json")
+    if out is not None:
+        check_out_dir(out)
+        for d in names:
+            check_out_dir(Path(out) / d, "--out")
     configs = [_make_config(d, None if out is None else str(Path(out) / d),
                             _progress_default(progress), **kw) for d in names]
-    result = compare(configs, echo=click.echo)
+    try:
+        result = compare(configs, echo=click.echo)
+    except OSError as err:
+        raise UserError(f"cannot write the runs: {os_error_text(err)}") from None
     click.echo("")
     click.echo(format_compare_table(result))
     if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        write_text(json_path, json.dumps(result, indent=2) + "\n", "--json")
     if plot_path:
-        plot_compare(result, plot_path)
+        try:
+            plot_compare(result, plot_path)
+        except OSError as err:
+            raise UserError(f"--plot {plot_path}: cannot write ({err.strerror or err})") \
+                from None
 
 
 def format_compare_table(result) -> str:
