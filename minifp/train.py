@@ -316,9 +316,10 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite
     cfg_path = run_dir / CONFIG
     ckpt = run_dir / CHECKPOINT
     if resume:
-        if not cfg_path.exists() or not ckpt.exists():
+        missing = [p.name for p in (cfg_path, ckpt) if not p.exists()]
+        if missing:
             raise UserError(f"--resume: {run_dir} holds no run to resume "
-                            f"(no {CONFIG} and {CHECKPOINT})")
+                            f"(no {' and no '.join(missing)})")
         saved = json.loads(cfg_path.read_text())
         if not config.same_run(saved):
             diff = sorted(k for k, v in config.to_dict().items()
