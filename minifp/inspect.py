@@ -89,20 +89,15 @@ from .accumulate.spec import Accumulation
 from .autograd import Function, Tensor, no_grad, trace
 from .backend import asnumpy
 from .nn.module import Module
+from .op_bounds import Propagation, record_calls
 
 __all__ = ["ErrorStats", "LayerRecord", "step", "inspect", "first_overflow",
-           "format_table", "EXACT_POLICY", "BOUND_KINDS"]
+           "format_table", "EXACT_POLICY", "softmax_bound"]
 
 #: float64 for every role, exact (Kulisch) accumulation: the local exact reference.
 EXACT_POLICY = _prec.Precision(
     name="float64-exact", **{r: "float64" for r in _prec.ROLES},
     forward=Accumulation("float64", "exact"), backward_acc=Accumulation("float64", "exact"))
-
-_ACCUMULATING = ("Linear", "Conv2d")
-_ELEMENTWISE = ("ReLU", "GELU", "Tanh", "Sigmoid", "Dropout")
-_EXACT = ("Identity", "Flatten", "MaxPool2d", "PadToSquare")
-#: Layer kinds (class names) with an a-priori bound.
-BOUND_KINDS = _ACCUMULATING + _ELEMENTWISE + _EXACT
 
 _TAP = "inspect_tap"
 
@@ -202,6 +197,8 @@ class LayerRecord:
     local: np.ndarray | None
     local_exact: np.ndarray | None
     local_input: tuple = ()         # the rounded reference inputs of the local run
+    propagated_bound: np.ndarray | None = None   # bound on |output - reference|
+    propagated_ratio: float | None = None
     grad_error: ErrorStats | None = None
     grad_output: np.ndarray | None = None
     grad_reference: np.ndarray | None = None
@@ -221,11 +218,19 @@ class LayerRecord:
             return None
         return float(self.bound.max()) if self.bound.size else 0.0
 
+    @property
+    def propagated_bound_max(self) -> float | None:
+        b = self.propagated_bound
+        if b is None:
+            return None
+        return float(b.max()) if b.size else 0.0
+
     def to_dict(self) -> dict:
         """JSON-able summary (no arrays)."""
         d = {k: getattr(self, k) for k in (
             "index", "path", "kind", "depth", "leaf", "policy", "accumulations", "ops",
-            "ratio", "bound_note", "bound_formula", "overflows", "saturated", "underflows",
+            "ratio", "propagated_ratio", "bound_note", "bound_formula", "overflows",
+            "saturated", "underflows",
             "subnormals", "nan", "inf", "nonfinite", "grad_overflows", "grad_underflows")}
         d["output_shape"] = list(self.output_shape)
         d["formats"] = dict(self.formats)
@@ -234,6 +239,7 @@ class LayerRecord:
         d["propagated_error"] = self.propagated_error.to_dict()
         d["local_error"] = None if self.local_error is None else self.local_error.to_dict()
         d["bound_max"] = self.bound_max
+        d["propagated_bound_max"] = self.propagated_bound_max
         d["grad_error"] = None if self.grad_error is None else self.grad_error.to_dict()
         d["param_grad_errors"] = {k: v.to_dict() for k, v in self.param_grad_errors.items()}
         return d
@@ -335,9 +341,38 @@ def _capture(model: Module, ops: list, tap: bool):
         Module.__call__ = orig
 
 
-def _run(model, x, policy, backward, targets):
+@contextlib.contextmanager
+def _capture_inputs():
+    """Record every raw array a module rounds to a Tensor on entry (``Module._wrap_input``)
+    as (tensor, source array): the rounding error of the network input."""
+    wrapped: list = []
+    orig = Module.__dict__["_wrap_input"]
+
+    def wrapper(a, layer_policy):
+        t = orig.__func__(a, layer_policy)
+        if isinstance(t, Tensor) and t is not a:
+            wrapped.append((t, a))
+        return t
+
+    Module._wrap_input = staticmethod(wrapper)
+    try:
+        yield wrapped
+    finally:
+        Module._wrap_input = orig
+
+
+@dataclasses.dataclass
+class _Run:
+    calls: list          # module calls, completion order
+    ops: list            # OpRecords (taps removed)
+    op_calls: list       # OpCalls (for the error propagation)
+    wrapped: list        # (input Tensor, source array)
+
+
+def _run(model, x, policy, backward, targets) -> _Run:
     """Forward (and backward) of ``model`` under ``policy``; the recorded calls and ops."""
-    with trace() as ops, _prec.use(policy):
+    with trace() as ops, _prec.use(policy), record_calls() as op_calls, \
+            _capture_inputs() as wrapped:
         with _capture(model, ops, tap=backward) as calls:
             if backward:
                 out = model(x)
@@ -358,7 +393,26 @@ def _run(model, x, policy, backward, targets):
         before.append(len(kept))
     for c in calls:
         c.start, c.end = before[c.start], before[c.end]
-    return calls, kept
+    return _Run(calls, kept, op_calls, wrapped)
+
+
+def _propagation(run: _Run, model, base) -> Propagation:
+    """Error bounds of every tensor of ``run`` (of ``model``) against the exact network
+    with ``base``'s float64 masters and buffers, from the rounding of the input and of
+    the weights and buffers."""
+    leaf = {id(t): np.abs(_f64(t) - np.asarray(asnumpy(src), dtype=np.float64))
+            for t, src in run.wrapped}
+    masters = base.master_state_dict()
+    for name, prm in model.named_parameters():
+        if name in masters:
+            leaf[id(prm)] = np.abs(_f64(prm) - masters[name])
+    base_bufs = dict(base.named_buffers())
+    arrays = {}
+    for name, buf in model.named_buffers():
+        src = base_bufs.get(name)
+        if buf is not None and src is not None:
+            arrays[id(_data(buf))] = np.abs(_f64(buf) - _f64(src))
+    return Propagation(leaf, arrays).run(run.op_calls)
 
 
 def _data(a):
@@ -377,57 +431,41 @@ def _f64(a):
 
 
 # ---------------------------------------------------------------------------- bounds
-def _elementwise_bound(y_exact, fmt, mode):
-    """(bound array, formula, note) of one rounding to ``fmt`` of the values ``y_exact``."""
-    a = np.abs(y_exact)
-    amax = float(a.max()) if a.size else 0.0
-    if not math.isfinite(amax) or amax > fmt.max:
-        return (np.full(a.shape, np.inf), "one rounding to F",
-                f"vacuous: exact values beyond {fmt.name}'s largest value")
-    if getattr(fmt, "kind", None) == "posit":
-        minpos = fmt.smallest_subnormal
-        u = _bounds.posit_relative_error(fmt, minpos, max(amax, minpos), mode)
-        eta = minpos
-        formula = f"one rounding to {fmt.name}: u|y| + minpos, u = {u:.3g} over " \
-                  f"[{minpos:.3g}, {max(amax, minpos):.3g}]"
-    else:
-        u = _bounds.unit_roundoff(fmt, mode)
-        eta = _bounds.underflow_error(fmt, mode)
-        formula = f"one rounding to {fmt.name}: u|y| + eta, u = {u:.3g}, eta = {eta:.3g}"
-    return (u * a + eta) * (1 + 2.0 ** -50), formula, ""
+def _local_bound(lcalls, lo, ecalls, ex):
+    """(bound, formula, note) of the local error: the op-by-op bound of the local run
+    (exact inputs, the policy's roundings) plus that of the float64 exact run (its own
+    float64 roundings), both against the real-arithmetic layer on the same inputs."""
+    lp, ep = Propagation().run(lcalls), Propagation().run(ecalls)
+    bound = lp.error(lo) + ep.error(ex)
+    ops = []
+    for c in lcalls:
+        if c.op not in ops:
+            ops.append(c.op)
+    formula = "op by op (minifp.op_bounds): " + ", ".join(ops) if ops else "no ops: exact"
+    missing = sorted(set(lp.notes) | set(ep.notes))
+    note = ""
+    if missing:
+        note = "vacuous: no error rule for " + ", ".join(missing)
+    elif bound.size and np.all(np.isinf(bound)):
+        note = "vacuous: " + _why_infinite(lp, lcalls)
+    elif bound.size and np.any(np.isinf(bound)):
+        note = (f"partly vacuous ({int(np.count_nonzero(np.isinf(bound)))} of {bound.size} "
+                f"elements): " + _why_infinite(lp, lcalls))
+    return bound, formula, note
 
 
-def _accumulation_bound(module, kind, xr, exact_out, lp):
-    """(bound array, formula, note) for Linear / Conv2d on the rounded input ``xr``."""
-    from . import functional as F  # noqa: PLC0415
-    w = np.abs(np.asarray(asnumpy(module.weight.data), dtype=np.float64))
-    b = module.bias
-    babs = None if b is None else np.abs(np.asarray(asnumpy(b.data), dtype=np.float64))
-    xa = np.abs(np.asarray(asnumpy(xr), dtype=np.float64))
-    fan_in = int(np.prod(w.shape[1:]))
-    n = fan_in + (1 if b is not None else 0)
-    with _prec.use(EXACT_POLICY), no_grad(), np.errstate(all="ignore"):
-        args = [Tensor(xa), Tensor(w)] + ([Tensor(babs)] if babs is not None else [])
-        if kind == "Linear":
-            s = F.linear(*args).data
-        else:
-            s = F.conv2d(*args, stride=module.stride, padding=module.padding).data
-    s = np.asarray(asnumpy(s), dtype=np.float64) * (1 + 2.0 ** -52)
-    smax = float(s.max()) if s.size else 0.0
-    fmt = lp.activations
-    mode = lp.rounding["activations"]
-    if not math.isfinite(smax):
-        return np.full(s.shape, np.inf), f"n={n}", "vacuous: |W||x|+|b| is not finite"
-    if smax == 0.0:
-        return np.zeros(s.shape), f"n={n}: every product is 0", ""
-    bd = _bounds.accumulation_bound(lp.forward, n, out=fmt, out_rounding=mode,
-                                    magnitude=smax)
-    if bd.vacuous:
-        return np.full(s.shape, np.inf), bd.formula, f"vacuous: {bd.formula}"
-    ex = np.abs(np.asarray(exact_out, dtype=np.float64))
-    ex = np.where(np.isfinite(ex), ex, 0.0)
-    bound = (bd.relative * s + bd.absolute) * (1 + 2.0 ** -50) + 2.0 ** -53 * ex
-    return bound, bd.formula + " (+ 2^-53 |exact|: the float64 reference's own rounding)", ""
+def _why_infinite(prop, calls) -> str:
+    """Which op first made a bound infinite, and the likely reason."""
+    for c in calls:
+        e = prop.error(c.output)
+        if e.size and np.any(np.isinf(e)):
+            y = _f64(c.output)
+            if not np.all(np.isfinite(y)):
+                return f"{c.op} output is not finite"
+            return (f"{c.op} (a value or partial sum may exceed the format's largest "
+                    "value, n u >= 1, or the input error bounds reach a singularity of the "
+                    "op: a divisor, a norm's spread, a log or sqrt near 0)")
+    return "an input bound is infinite"
 
 
 def _ratio(err, bound):
@@ -487,14 +525,21 @@ def _step(model, x, policy, reference, backward, targets):
     exact_model = copy.deepcopy(base).to(policy).commit_master().to(EXACT_POLICY)
     local_mods, exact_mods = _module_index(local_model), _module_index(exact_model)
 
-    pcalls, pops = _run(pol_model, x, policy, backward, targets)
-    rcalls, _ = _run(ref_model, x, reference, backward, targets)
+    prun = _run(pol_model, x, policy, backward, targets)
+    rrun = _run(ref_model, x, reference, backward, targets)
+    pcalls, rcalls = prun.calls, rrun.calls
     if [c.path for c in pcalls] != [c.path for c in rcalls]:
         raise RuntimeError("the policy and reference runs called different modules: "
                            f"{[c.path for c in pcalls]} vs {[c.path for c in rcalls]}")
+    pprop, rprop = _propagation(prun, pol_model, base), _propagation(rrun, ref_model, base)
 
     for i, (pc, rc) in enumerate(zip(pcalls, rcalls)):
-        yield _record(i, pc, rc, pops, policy, local_mods, exact_mods, backward)
+        rec = _record(i, pc, rc, prun.ops, policy, local_mods, exact_mods, backward)
+        if isinstance(pc.output, Tensor) and isinstance(rc.output, Tensor):
+            rec.propagated_bound = pprop.error(pc.output) + rprop.error(rc.output)
+            rec.propagated_ratio = _ratio(abs_error(rec.output, rec.reference),
+                                          rec.propagated_bound)
+        yield rec
 
 
 def _formats_of(ops) -> tuple:
@@ -532,9 +577,11 @@ def _record(i, pc, rc, pops, policy, local_mods, exact_mods, backward):
         else:
             local_args.append(a)
     with no_grad(), np.errstate(all="ignore"):
-        lo = local_mods[pc.path](*local_args, **rc.kwargs)
-        ex = exact_mods[pc.path](*[_f64(a) if _is_float_array(a) else a for a in local_args],
-                                 **rc.kwargs)
+        with record_calls() as lcalls:
+            lo = local_mods[pc.path](*local_args, **rc.kwargs)
+        with record_calls() as ecalls:
+            ex = exact_mods[pc.path](*[_f64(a) if _is_float_array(a) else a
+                                       for a in local_args], **rc.kwargs)
     local = _f64(lo) if isinstance(lo, Tensor) else None
     local_exact = _f64(ex) if isinstance(ex, Tensor) else None
 
@@ -552,17 +599,8 @@ def _record(i, pc, rc, pops, policy, local_mods, exact_mods, backward):
     note, formula = "", ""
     if local is None:
         note = "no Tensor output: no bound"
-    elif kind in _ACCUMULATING and len(local_args) >= 1:
-        bound, formula, note = _accumulation_bound(local_mods[pc.path], kind, local_args[0],
-                                                   local_exact, lp)
-    elif kind in _ELEMENTWISE:
-        bound, formula, note = _elementwise_bound(local_exact, fmt, lp.rounding["activations"])
-    elif kind in _EXACT:
-        bound, formula = np.zeros(local.shape), "exact: no rounding of values already in F"
-    elif not pc.leaf:
-        note = f"{kind} is a container: no bound of its own (see its layers)"
     else:
-        note = f"no a-priori bound derived yet for {kind}"
+        bound, formula, note = _local_bound(lcalls, lo, ecalls, ex)
     if bound is not None:
         ratio = _ratio(abs_error(local, local_exact), bound)
 
