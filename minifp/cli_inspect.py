@@ -95,8 +95,9 @@ def _bound_cells(rec) -> tuple[str, str]:
 
 
 _COLS = [("layer", 22, "<"), ("kind", 11, "<"), ("shape", 11, "<"), ("formats", 40, "<"),
-         ("prop err", 9, ">"), ("local err", 9, ">"), ("bound", 9, ">"), ("ratio", 8, ">"),
-         ("ovf", 5, ">"), ("sat", 5, ">"), ("unf", 5, ">"), ("nonfin", 6, ">")]
+         ("prop err", 9, ">"), ("prop bound", 10, ">"), ("local err", 9, ">"),
+         ("bound", 9, ">"), ("ratio", 8, ">"), ("ovf", 5, ">"), ("sat", 5, ">"),
+         ("unf", 5, ">"), ("zeroed", 6, ">"), ("nonfin", 6, ">")]
 _GRAD_COLS = [("grad err", 9, ">"), ("g.ovf", 5, ">"), ("g.unf", 5, ">")]
 
 
@@ -117,10 +118,10 @@ def table_row(rec, grad_rec=None, backward: bool = False) -> str:
     bound, ratio = _bound_cells(rec)
     shape = "x".join(str(s) for s in rec.output_shape) or "-"
     cells = ["  " * rec.depth + (rec.path or "(model)"), rec.kind, shape, _formats(rec),
-             _g(rec.propagated_error.max_abs),
+             _g(rec.propagated_error.max_abs), _g(rec.propagated_bound_max),
              _g(rec.local_error.max_abs) if rec.local_error is not None else "-",
              bound, ratio, str(rec.overflows), str(rec.saturated), str(rec.underflows),
-             str(rec.nonfinite)]
+             str(rec.zeroed), str(rec.nonfinite)]
     cols = _COLS
     if backward:
         cols = _COLS + _GRAD_COLS
@@ -173,10 +174,14 @@ def layer_stats(rec, grad_rec=None) -> str:
     if rec.bound_note:
         bline += f"  ({rec.bound_note})"
     lines.append(bline)
+    lines.append(f"   propagated bound     max {_g(rec.propagated_bound_max)}  "
+                 f"ratio {_g(rec.propagated_ratio)}  (policy and reference runs against the "
+                 "exact network, input and weight rounding included)")
     sub = "n/a" if rec.subnormals is None else rec.subnormals
     lines.append(f"   counts               elements {n}  overflows {rec.overflows}  "
-                 f"saturated {rec.saturated}  underflows {rec.underflows}  "
-                 f"subnormals {sub}  nan {rec.nan}  inf {rec.inf}")
+                 f"saturated {rec.saturated}  underflows {rec.underflows} (this layer)  "
+                 f"zeroed {rec.zeroed} (vs reference)  subnormals {sub}  nan {rec.nan}  "
+                 f"inf {rec.inf}")
     if grad_rec is not None and grad_rec.grad_error is not None:
         ge = grad_rec.grad_error
         lines.append(f"   |grad error|         max {_g(ge.max_abs)}  mean {_g(ge.mean_abs)}  "
@@ -254,11 +259,13 @@ def _load(net, checkpoint, dataset, seed):
 
 def _summary(records, labels):
     """The lemma summary over the samples (from the root record) and the first overflow."""
-    from .inspect import first_overflow  # noqa: PLC0415
-    from .lemma import lemma_report  # noqa: PLC0415
+    from .inspect import first_overflow, softmax_bound  # noqa: PLC0415
+    from .lemma import lemma_report, tolerance  # noqa: PLC0415
     root = [r for r in records if r.depth == 0][-1]
     p_ref, p_low = softmax64(root.reference), softmax64(root.output)
     rep = lemma_report(p_ref, p_low)
+    # a-priori delta: the propagated logit bound pushed through the softmax
+    dbar = softmax_bound(root.output, root.propagated_bound).max(axis=1)
     first = first_overflow(records)
     out = {k: rep[k] for k in ("samples", "guaranteed", "guaranteed_strict", "agree",
                                "disagree", "guaranteed_but_disagree", "argmax_agree",
@@ -272,7 +279,18 @@ def _summary(records, labels):
     worst = max(ratios, key=lambda t: t[0], default=(None, None))
     out["max_bound_ratio"] = worst[0]
     out["max_bound_ratio_layer"] = None if worst[1] is None else worst[1].path
-    out["per_sample"] = {"gamma": rep["tolerance"], "delta": rep["error"],
+    pr = [(r.propagated_ratio, r) for r in records if r.propagated_ratio is not None]
+    pworst = max(pr, key=lambda t: t[0], default=(None, None))
+    out["max_propagated_ratio"] = pworst[0]
+    out["max_propagated_ratio_layer"] = None if pworst[1] is None else pworst[1].path
+    delta = np.asarray(rep["error"], dtype=np.float64)
+    out["delta_bound_median"] = float(np.median(dbar)) if dbar.size else None
+    out["delta_bound_max"] = float(np.max(dbar)) if dbar.size else None
+    with np.errstate(invalid="ignore"):
+        out["delta_within_bound"] = int(np.count_nonzero(delta <= dbar))
+        # the policy run alone proves the exact model's class: its own top-2 gap > 2 dbar
+        out["bound_certified"] = int(np.count_nonzero(tolerance(p_low) > 2 * dbar))
+    out["per_sample"] = {"gamma": rep["tolerance"], "delta": rep["error"], "delta_bound": dbar,
                          "guaranteed": rep["is_guaranteed"], "agrees": rep["agrees"],
                          "pred_ref": rep["pred_ref"], "pred_low": rep["pred_low"],
                          "label": np.asarray(labels)}
@@ -294,6 +312,15 @@ def _summary_text(s, first, policy, reference) -> str:
         f"{_g(s['max_bound_ratio'])}"
         + (f" ({s['max_bound_ratio_layer'] or '(model)'})"
            if s["max_bound_ratio_layer"] is not None else ""),
+        f"  largest propagated error / bound         "
+        f"{_g(s['max_propagated_ratio'])}"
+        + (f" ({s['max_propagated_ratio_layer'] or '(model)'})"
+           if s["max_propagated_ratio_layer"] is not None else ""),
+        f"  a-priori bound on delta (propagated)     median {_g(s['delta_bound_median'])}, "
+        f"max {_g(s['delta_bound_max'])}; delta within it on {s['delta_within_bound']} "
+        f"samples",
+        f"  agreement certified by the bound alone   {s['bound_certified']:>6}"
+        "   (policy's top-2 gap > 2 x bound)",
         f"  first overflow / non-finite value        {_overflow_text(first)}",
     ]
     return "\n".join(lines)

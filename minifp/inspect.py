@@ -23,9 +23,12 @@ Runs and errors
   (NaN, Inf against a finite value) is ``inf``.
 * Counts on the policy output against the reference output: ``overflows`` (non-finite where
   the reference is finite), ``saturated`` (|y| = max of F where |reference| > max: the
-  format saturated instead of overflowing), ``underflows`` (0 where the reference is not 0),
+  format saturated instead of overflowing), ``zeroed`` (0 where the reference is not 0:
+  an underflow here or earlier, or a sign flipped by earlier errors and cut by a ReLU),
   ``subnormals`` (nonzero finite |y| < smallest normal; float formats with subnormals, else
-  None), ``nan``, ``inf`` and ``nonfinite`` (= nan + inf).
+  None), ``nan``, ``inf`` and ``nonfinite`` (= nan + inf).  ``underflows`` counts the
+  zeros this layer's own roundings make: 0 in the local run where the local exact value is
+  not 0.
 
 A-priori bounds (on the local error, componentwise)
 ---------------------------------------------------
@@ -150,7 +153,7 @@ def _counts(y, ref, fmt) -> dict:
     out = {
         "overflows": int(np.count_nonzero(~fin_y & fin_r)),
         "saturated": int(np.count_nonzero((np.abs(y) == fmt.max) & (np.abs(r) > fmt.max))),
-        "underflows": int(np.count_nonzero((y == 0) & (r != 0))),
+        "zeroed": int(np.count_nonzero((y == 0) & (r != 0))),
         "nan": int(np.count_nonzero(np.isnan(y))),
         "inf": int(np.count_nonzero(np.isinf(y))),
     }
@@ -197,6 +200,7 @@ class LayerRecord:
     local: np.ndarray | None
     local_exact: np.ndarray | None
     local_input: tuple = ()         # the rounded reference inputs of the local run
+    zeroed: int = 0                 # 0 where the reference is not (see the module doc)
     propagated_bound: np.ndarray | None = None   # bound on |output - reference|
     propagated_ratio: float | None = None
     grad_error: ErrorStats | None = None
@@ -230,7 +234,7 @@ class LayerRecord:
         d = {k: getattr(self, k) for k in (
             "index", "path", "kind", "depth", "leaf", "policy", "accumulations", "ops",
             "ratio", "propagated_ratio", "bound_note", "bound_formula", "overflows",
-            "saturated", "underflows",
+            "saturated", "underflows", "zeroed",
             "subnormals", "nan", "inf", "nonfinite", "grad_overflows", "grad_underflows")}
         d["output_shape"] = list(self.output_shape)
         d["formats"] = dict(self.formats)
@@ -468,6 +472,26 @@ def _why_infinite(prop, calls) -> str:
     return "an input bound is infinite"
 
 
+def softmax_bound(logits, bound) -> np.ndarray:
+    """Bound on |softmax(l) - softmax(l*)| per element (rows = samples, softmax over the
+    last axis) given |l - l*| <= ``bound``: softmax is shift-invariant and
+    p_i(l*) / p_i(l) lies in [exp(-2 m), exp(2 m)], m = max over the row of ``bound``,
+    so the difference is at most p_i(l) (exp(2 m) - 1), and at most 1 (both lie in
+    [0, 1]); p(l) is evaluated in float64 (+ 2^-49 for that evaluation).  ``inf`` for
+    rows with non-finite logits or bounds."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z.reshape(z.shape[0], -1)
+    b = np.broadcast_to(np.asarray(bound, dtype=np.float64), z.shape if np.ndim(bound) == 0
+                        else np.shape(bound)).reshape(z.shape)
+    with np.errstate(all="ignore"):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        m = b.max(axis=1, keepdims=True)
+        out = np.minimum((p * np.expm1(2 * m) + 2.0 ** -49) * (1 + 2.0 ** -48), 1.0)
+    bad = ~np.all(np.isfinite(z), axis=1, keepdims=True) | ~np.isfinite(m)
+    return np.where(bad | np.isnan(out), np.inf, out)
+
+
 def _ratio(err, bound):
     if bound.size == 0:
         return 0.0
@@ -590,9 +614,11 @@ def _record(i, pc, rc, pops, policy, local_mods, exact_mods, backward):
         counts = _counts(out_p, out_r, fmt)
     else:
         prop = ErrorStats(math.nan, math.nan, math.nan, math.nan)
-        counts = dict(overflows=0, saturated=0, underflows=0, nan=0, inf=0, nonfinite=0,
+        counts = dict(overflows=0, saturated=0, zeroed=0, nan=0, inf=0, nonfinite=0,
                       subnormals=None)
     local_err = error_stats(local, local_exact) if local is not None else None
+    counts["underflows"] = 0 if local is None or local_exact is None else \
+        int(np.count_nonzero((local == 0) & (local_exact != 0)))
 
     # a-priori bound of the local error
     bound = ratio = None
@@ -624,7 +650,7 @@ def _add_grads(rec, pc, rc, lp):
         rec.grad_output, rec.grad_reference = gp, gr
         rec.grad_error = error_stats(gp, gr)
         c = _counts(gp, gr, lp.backward)
-        rec.grad_overflows, rec.grad_underflows = c["overflows"], c["underflows"]
+        rec.grad_overflows, rec.grad_underflows = c["overflows"], c["zeroed"]
     rparams = dict(rc.module.named_parameters(recurse=False))
     for name, prm in pc.module.named_parameters(recurse=False):
         rp = rparams.get(name)

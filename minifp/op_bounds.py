@@ -44,7 +44,8 @@ Propagation rules (E: input error bound, rows = the op's reduction groups):
   sqrt / pow: the largest |f'| over [X - E, X + E] times E (closed forms per function).
 * max_pool2d: the window maximum of E; avg_pool2d / mean: the window (axis) mean of E;
   sum: the sum of E.
-* softmax: |p_i(X) - p_i(X*)| <= p_i(X) (exp(2 max_row E) - 1); log_softmax: 2 max_row E.
+* softmax: |p_i(X) - p_i(X*)| <= min(p_i(X) (exp(2 max_row E) - 1), 1); log_softmax:
+  E_i + max_row E.
 * batch / layer norm with batch statistics (per group of M values, d = X - mean X,
   s = sqrt(var X + eps), Ebar = mean E, rho = rms E):
   |gamma| [(E_i + Ebar) / (s - rho) + |d_i| rho / (s (s - rho))]  (``inf`` if s <= rho),
@@ -531,7 +532,8 @@ def _rule_softmax(fn, X, E, Y):
         local = (rounding_error_around(*_role_fmt(fn, fn.output_role), Y)
                  + U64 * (y_true + quot) + quot)
         emax = np.max(_bcast(E[0], x.shape), axis=axis, keepdims=True)
-        prop = np.minimum(y_true, 1.0) * np.expm1(2 * emax) * (1 + 4 * U64)
+        # both softmax values lie in [0, 1]: the difference is at most 1 as well
+        prop = np.minimum(np.minimum(y_true, 1.0) * np.expm1(2 * emax) * (1 + 4 * U64), 1.0)
     out = local + prop
     return np.where(np.isnan(out), np.inf, out)
 

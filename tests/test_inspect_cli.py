@@ -45,11 +45,14 @@ def test_table_and_summary():
     assert "policy float16 against reference float64" in r.output
     lin = rows["body.1"]
     assert "float16/float16" in lin and "sequential" in lin
-    # Linear and ReLU have bounds (a ratio <= 1); containers have none
-    for path in ("body.1", "body.3", "body.5", "body.2"):
-        ratio = float(rows[path][-5])
+    # every layer, containers included, has a bound and a ratio <= 1
+    for path in ("body.1", "body.3", "body.5", "body.2", "body", "(model)"):
+        ratio = float(rows[path][-6])
         assert 0 <= ratio <= 1
-    assert rows["body"][-6:-4] == ["no", "bound"]
+    # the propagated bound is at least the propagated error
+    for path in ("body.1", "body.5", "(model)"):
+        assert float(rows[path][-9]) >= float(rows[path][-10])
+    assert "delta within it on 32 samples" in r.output
     c = summary_counts(r.output)
     assert c["bad"] == 0
     assert c["agree"] + c["differ"] == 32
