@@ -89,9 +89,10 @@ import numpy as np
 from . import bounds as _bounds
 from . import precision as _prec
 from .accumulate.spec import Accumulation
-from .autograd import Function, Tensor, no_grad, trace
+from .autograd import Function, Tensor, enable_grad, no_grad, trace
 from .backend import asnumpy
 from .nn.module import Module
+from .grad_bounds import GradPropagation
 from .op_bounds import Propagation, record_calls
 
 __all__ = ["ErrorStats", "LayerRecord", "step", "inspect", "first_overflow",
@@ -210,6 +211,16 @@ class LayerRecord:
     grad_underflows: int | None = None
     param_grad_errors: dict = dataclasses.field(default_factory=dict)
     param_grads: dict = dataclasses.field(default_factory=dict)  # name -> (policy, ref)
+    # local backward: the layer's backward on the reference upstream gradient rounded to B
+    grad_local_error: ErrorStats | None = None       # gradient w.r.t. the layer's input
+    grad_local: np.ndarray | None = None
+    grad_local_exact: np.ndarray | None = None
+    grad_bound: np.ndarray | None = None
+    grad_ratio: float | None = None                  # max over input and parameter grads
+    grad_bound_note: str = ""
+    param_grad_local_errors: dict = dataclasses.field(default_factory=dict)
+    param_grad_bounds: dict = dataclasses.field(default_factory=dict)
+    param_grad_ratios: dict = dataclasses.field(default_factory=dict)
 
     @property
     def error(self) -> ErrorStats:
@@ -234,7 +245,8 @@ class LayerRecord:
         d = {k: getattr(self, k) for k in (
             "index", "path", "kind", "depth", "leaf", "policy", "accumulations", "ops",
             "ratio", "propagated_ratio", "bound_note", "bound_formula", "overflows",
-            "saturated", "underflows", "zeroed",
+            "saturated", "underflows", "zeroed", "grad_ratio", "grad_bound_note",
+            "param_grad_ratios",
             "subnormals", "nan", "inf", "nonfinite", "grad_overflows", "grad_underflows")}
         d["output_shape"] = list(self.output_shape)
         d["formats"] = dict(self.formats)
@@ -246,6 +258,13 @@ class LayerRecord:
         d["propagated_bound_max"] = self.propagated_bound_max
         d["grad_error"] = None if self.grad_error is None else self.grad_error.to_dict()
         d["param_grad_errors"] = {k: v.to_dict() for k, v in self.param_grad_errors.items()}
+        d["grad_local_error"] = None if self.grad_local_error is None else \
+            self.grad_local_error.to_dict()
+        d["grad_bound_max"] = None if self.grad_bound is None else (
+            float(self.grad_bound.max()) if self.grad_bound.size else 0.0)
+        d["param_grad_local_errors"] = {k: v.to_dict()
+                                        for k, v in self.param_grad_local_errors.items()}
+        d["param_grad_ratios"] = dict(self.param_grad_ratios)
         return d
 
     def __str__(self) -> str:
@@ -641,7 +660,69 @@ def _record(i, pc, rc, pops, policy, local_mods, exact_mods, backward):
         **counts)
     if backward:
         _add_grads(rec, pc, rc, lp)
+        if rc.grad is not None and local is not None:
+            _local_backward(rec, local_mods[pc.path], exact_mods[pc.path], local_args,
+                            rc.kwargs, rc.grad, lp, rng)
     return rec
+
+
+def _grad_run(module, args, kwargs, seed):
+    """Forward with grad on Tensor copies of the float ``args``, backward from ``seed``;
+    (input tensors, output, op calls)."""
+    for prm in module.parameters():
+        prm.grad = None
+    ins = [Tensor(np.array(a, copy=True), requires_grad=True) if _is_float_array(a) else a
+           for a in args]
+    with enable_grad(), np.errstate(all="ignore"), record_calls() as calls:
+        out = module(*ins, **kwargs)
+        if isinstance(out, Tensor) and out.requires_grad:
+            out.backward(seed)
+    return ins, out, calls
+
+
+def _local_backward(rec, lmod, emod, local_args, kwargs, upstream, lp, rng):
+    """The layer's backward on its local input with the reference's upstream gradient
+    rounded to B, under the policy and exactly (float64, exact accumulation); errors and
+    op-by-op bounds of the input and parameter gradients."""
+    seed = lp.round("backward", np.asarray(asnumpy(_data(upstream)), dtype=np.float64),
+                    rng=rng)
+    lin, lout, lcalls = _grad_run(lmod, local_args, kwargs, seed)
+    ein, eout, ecalls = _grad_run(emod, [_f64(a) if _is_float_array(a) else a
+                                         for a in local_args], kwargs, _f64(seed))
+    if not isinstance(lout, Tensor) or not isinstance(eout, Tensor):
+        return
+    lg = GradPropagation(Propagation().run(lcalls), {id(lout): 0.0}).run(lcalls)
+    eg = GradPropagation(Propagation().run(ecalls), {id(eout): 0.0}).run(ecalls)
+    ratios = []
+
+    def compare(a, b, ba, bb):
+        err = abs_error(a.grad.data, b.grad.data)
+        if ba is None or bb is None:
+            return error_stats(a.grad.data, b.grad.data), None, None
+        bound = ba + bb
+        r = _ratio(err, bound)
+        ratios.append(r)
+        return error_stats(a.grad.data, b.grad.data), bound, r
+
+    for a, b in zip(lin, ein):
+        if isinstance(a, Tensor) and a.grad is not None and b.grad is not None:
+            st, bound, _ = compare(a, b, lg.error(a), eg.error(b))
+            rec.grad_local_error, rec.grad_bound = st, bound
+            rec.grad_local, rec.grad_local_exact = _f64(a.grad), _f64(b.grad)
+            break
+    eparams = dict(emod.named_parameters())
+    for name, prm in lmod.named_parameters():
+        other = eparams.get(name)
+        if prm.grad is None or other is None or other.grad is None:
+            continue
+        st, bound, r = compare(prm, other, lg.error(prm), eg.error(other))
+        rec.param_grad_local_errors[name] = st
+        rec.param_grad_bounds[name] = bound
+        rec.param_grad_ratios[name] = r
+    rec.grad_ratio = max(ratios) if ratios else None
+    missing = sorted(set(lg.notes) | set(eg.notes))
+    if missing:
+        rec.grad_bound_note = "vacuous: no gradient rule for " + ", ".join(missing)
 
 
 def _add_grads(rec, pc, rc, lp):

@@ -80,11 +80,17 @@ _NEAREST = (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY)
 @dataclasses.dataclass
 class OpCall:
     """One op application: the Function (with its captured policy and attributes), its
-    input Tensors and its output Tensor (kept alive, so their ids stay unique)."""
+    input Tensors and its output Tensor (kept alive, so their ids stay unique).  When the
+    backward pass runs through it: ``grad_in`` (the gradient it received), ``grad_out``
+    (the gradients it returned, one per input) and ``saved`` (its saved arrays, kept
+    before the backward pass frees them)."""
 
     fn: Function
     inputs: tuple
     output: Tensor
+    grad_in: object = None
+    grad_out: tuple | None = None
+    saved: dict | None = None
 
     @property
     def op(self) -> str:
@@ -100,7 +106,19 @@ def record_calls():
 
     def wrapper(self, *inputs):
         y = orig(self, *inputs)
-        calls.append(OpCall(self, self.inputs, y))
+        call = OpCall(self, self.inputs, y)
+        calls.append(call)
+        if y.creator is self:          # in the graph: record what its backward does
+            own_backward = self.backward
+
+            def backward(g, _call=call, _bw=own_backward, _fn=self):
+                _call.saved = {k: v for k, v in vars(_fn).items() if k.startswith("saved")}
+                out = _bw(g)
+                _call.grad_in = g
+                _call.grad_out = out if isinstance(out, tuple) else (out,)
+                return out
+
+            self.backward = backward
         return y
 
     Function.__call__ = wrapper

@@ -1,0 +1,384 @@
+"""Componentwise bounds on the gradients of a recorded backward pass.
+
+The forward pass of a run is recorded with :func:`minifp.op_bounds.record_calls` and
+bounded by :class:`minifp.op_bounds.Propagation` (E_X for every forward tensor); the
+backward pass through the same calls records, per op, the gradient G it received and the
+gradients it returned.  :class:`GradPropagation` walks the calls in reverse and bounds,
+for every tensor, |computed gradient - exact gradient|, where the exact gradient is that
+of the real-arithmetic network at the exact forward values, seeded with the exact
+upstream gradient (``seeds``: bounds on the seed's own error, usually 0).
+
+Per op (G, E_G: the received gradient and its bound; X, E_X: the saved forward values):
+
+* linear / matmul / conv2d (bilinear): each gradient is one engine sum under the
+  backward Accumulation, rounded to B (G for parameters):
+  B_acc * S + A (+ the output rounding) with S the same backward on |G|, |X|, |W|, plus
+  the propagation E_G |W| + |G| E_W + E_G E_W (input), E_G |X| + |G| E_X + E_G E_X
+  (weights), sum E_G (bias) -- each evaluated by running the op's own backward on those
+  non-negative arrays in float64 with exact accumulation.
+* relu: E_G where |X| > E_X (the exact sign is the computed one), |G| + E_G where the
+  sign is uncertain.  tanh / sigmoid / exp / sqrt (derivative from the saved output Y):
+  |G| |f'(Y) - f'(Y*)| + E_G |f'(Y)| with |Y - Y*| <= E_Y; log (1/X), gelu (|f''| <=
+  2 phi(0) < 0.8): the same from X.  Plus one rounding of the float64 product.
+* add / sub / mul: the product terms rounded to B, then an engine sum over broadcast axes.
+* index ops (reshape, transpose, concat, getitem, the inspection tap, dropout): the op's
+  backward applied to E_G (an engine sum for repeated advanced indices).
+* max_pool2d: the window's maximum is certain where it exceeds the runner-up by more than
+  their two error bounds; elsewhere every position of the window may receive G.
+* avg_pool2d / mean / sum: the share g / k rounded to B, then col2im sums.
+
+A tensor used by k ops receives k contributions, added in float64 and rounded to its
+gradient format k - 1 times: the bounds add, plus (k - 1) roundings of magnitude at most
+the sum of the |contributions|.  Ops with no rule (batch_norm, layer_norm, softmax,
+log_softmax, cross_entropy, div, pow) give ``inf`` and are named in ``notes``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .formats import get_format
+from .op_bounds import (U64, _accumulated, _apriori, _bcast, _f64, _SAFETY,
+                        rounding_error_around, rounding_error_at)
+
+__all__ = ["GradPropagation", "GRAD_RULES"]
+
+
+def _exact_clone(fn, saved=None):
+    """A copy of ``fn`` under float64 with exact accumulation (same attributes), whose
+    saved arrays may be replaced."""
+    from .inspect import EXACT_POLICY  # noqa: PLC0415
+    g = object.__new__(type(fn))
+    g.__dict__.update({k: v for k, v in vars(fn).items() if k != "backward"})
+    g.policy = EXACT_POLICY
+    g.fwd_acc = EXACT_POLICY.accumulation("forward")
+    g.bwd_acc = EXACT_POLICY.accumulation("backward")
+    g.rng = None
+    if "sink" in g.__dict__:      # the inspection tap: do not overwrite what it recorded
+        g.sink = type("Sink", (), {})()
+    if saved:
+        g.__dict__.update(saved)
+    return g
+
+
+def _run_backward(fn, g, saved=None):
+    """The op's backward on float64 ``g`` (and replaced saved arrays), float64 exact."""
+    with np.errstate(all="ignore"):
+        out = _exact_clone(fn, saved).backward(np.asarray(g, dtype=np.float64))
+    out = out if isinstance(out, tuple) else (out,)
+    return [None if o is None else np.abs(_f64(o)) * (1 + 2.0 ** -52) for o in out]
+
+
+def _role(fn, i):
+    role = fn.grad_role(i)
+    return fn.policy.format_of(role), fn.policy.rounding[role], role
+
+
+# ---------------------------------------------------------------------------- rules
+_BILINEAR = {   # op -> (saved names of the two operands, input index of each)
+    "linear": ("saved_x2", "saved_w"),
+    "matmul": ("saved_a", "saved_b"),
+    "conv2d": ("saved_x", "saved_w"),
+}
+
+
+def _bilinear_n(c, i):
+    """Number of terms of each gradient's sums (an upper bound)."""
+    sv = c.saved
+    g = np.shape(c.grad_in)
+    gsize = int(np.prod(g)) if g else 1
+    if c.op == "linear":
+        return sv["saved_w"].shape[0] if i == 0 else max(gsize // g[-1], 1)
+    if c.op == "conv2d":
+        w = sv["saved_w"].shape
+        return w[0] * w[2] * w[3] if i == 0 else g[0] * g[2] * g[3]
+    a, b = np.shape(sv["saved_a"]), np.shape(sv["saved_b"])
+    if len(a) < 2 or len(b) < 2 or len(g) < 2:
+        return max(gsize, 1)
+    batch_g = int(np.prod(g[:-2]))
+    own = a if i == 0 else b
+    reps = max(batch_g // max(int(np.prod(own[:-2])), 1), 1)
+    return (g[-1] if i == 0 else g[-2]) * reps
+
+
+def _rule_bilinear(c, EG, fwd):
+    fn, sv = c.fn, c.saved
+    na, nb = _BILINEAR[c.op]
+    A, B = _f64(sv[na]), _f64(sv[nb])
+    EA = _bcast(fwd.error(c.inputs[0]), c.inputs[0].shape).reshape(A.shape)
+    EB = _bcast(fwd.error(c.inputs[1]), c.inputs[1].shape).reshape(B.shape)
+    G = np.abs(_f64(c.grad_in))
+    EG = _bcast(EG, G.shape)
+    S = _run_backward(fn, G, {na: np.abs(A), nb: np.abs(B)})
+    T2 = _run_backward(fn, EG, {na: np.abs(A), nb: np.abs(B)})
+    T3 = _run_backward(fn, G, {na: EA, nb: EB})
+    T4 = _run_backward(fn, EG, {na: EA, nb: EB})
+    out = []
+    for i, gx in enumerate(c.grad_out):
+        if gx is None or S[i] is None:
+            out.append(None)
+            continue
+        GX = _f64(gx)
+        prop = T2[i] if i == 2 else T2[i] + T3[i] + T4[i]
+        local = _accumulated(fn, GX, _bilinear_n(c, i), S[i], fn.grad_role(i), "backward")
+        out.append(local + prop)
+    return out
+
+
+def _rule_relu(c, EG, fwd):
+    x = _f64(c.inputs[0])
+    ex = _bcast(fwd.error(c.inputs[0]), x.shape)
+    G = _f64(c.grad_in)
+    GX = _f64(c.grad_out[0])
+    mask = x > 0
+    prop = np.where(np.abs(x) > ex, np.where(mask, EG, 0.0), np.abs(G) + EG)
+    fmt, mode, _ = _role(c.fn, 0)
+    rnd = np.where(GX == G * mask, 0.0, rounding_error_around(fmt, mode, GX))
+    return [rnd + prop]
+
+
+def _deriv_from_output(op, Y, EY):
+    """(|f'(Y)|, bound on |f'(Y) - f'(Y*)|) for f' written in the output y."""
+    aY = np.abs(Y)
+    if op == "tanh":
+        return np.abs(1 - Y * Y), EY * (2 * aY + EY)
+    if op == "sigmoid":
+        return np.abs(Y * (1 - Y)), EY * (np.abs(1 - 2 * Y) + EY)
+    if op == "exp":
+        return aY, EY
+    # sqrt: 1 / (2 y)
+    den = aY * (aY - EY)
+    return 0.5 / aY, np.where(den > 0, 0.5 * EY / den, np.inf)
+
+
+def _rule_unary(c, EG, fwd):
+    fn, op = c.fn, c.op
+    G = _f64(c.grad_in)
+    GX = _f64(c.grad_out[0])
+    if op in ("tanh", "sigmoid", "exp", "sqrt"):
+        Y = _f64(c.output)
+        d, dd = _deriv_from_output(op, Y, _bcast(fwd.error(c.output), Y.shape))
+    elif op == "log":
+        X = _f64(c.inputs[0])
+        ex = _bcast(fwd.error(c.inputs[0]), X.shape)
+        aX = np.abs(X)
+        d = 1.0 / aX
+        dd = np.where(aX > ex, ex / (aX * (aX - ex)), np.inf)
+    elif op == "gelu" and getattr(fn, "approximate", "none") == "none":
+        from .op_bounds import _gelu_prime  # noqa: PLC0415
+        X = _f64(c.inputs[0])
+        d = np.abs(_gelu_prime(X))
+        dd = 0.8 * _bcast(fwd.error(c.inputs[0]), X.shape)
+    elif op in ("neg", "quantize"):
+        d, dd = np.ones(G.shape), np.zeros(G.shape)
+    else:
+        return [None]
+    fmt, mode, _ = _role(fn, 0)
+    # float64 evaluation of g * f': a few roundings, with cancellation inside f' (1 - y^2,
+    # y (1 - y), cdf + x pdf) bounded by the magnitudes of its parts
+    aux = {"tanh": _f64(c.output) ** 2 if op == "tanh" else 0.0,
+           "gelu": np.abs(_f64(c.inputs[0])) if op == "gelu" else 0.0}.get(op, 0.0)
+    local = rounding_error_around(fmt, mode, GX) + 8 * U64 * np.abs(G) * (d + 1 + aux)
+    if op in ("neg", "quantize"):
+        local = np.where(np.abs(GX) == np.abs(G), 0.0, local)
+    return [local + np.abs(G) * dd + EG * (d + dd)]
+
+
+def _unbroadcast_bound(fn, i, term_abs, term_err, GX, shape):
+    """Bound of unbroadcast(R_role(terms)) to ``shape`` given |terms| and the bound of
+    each rounded term against its exact value."""
+    fmt, mode, role = _role(fn, i)
+    if tuple(term_abs.shape) == tuple(shape):
+        return term_err
+    lead = term_abs.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + k for k, s in enumerate(shape)
+                                      if s == 1 and term_abs.shape[lead + k] != 1)
+    n = int(np.prod([term_abs.shape[a] for a in axes]))
+    S = np.sum(term_abs + term_err, axis=axes).reshape(shape) * (1 + 2 * n * U64)
+    E = np.sum(term_err, axis=axes).reshape(shape) * (1 + 2 * n * U64)
+    return _accumulated(fn, GX, n, S, role, "backward") + E
+
+
+def _rule_binary(c, EG, fwd):
+    fn, op = c.fn, c.op
+    G = _f64(c.grad_in)
+    A, B = _f64(c.inputs[0]), _f64(c.inputs[1])
+    shape = G.shape
+    out = []
+    for i, gx in enumerate(c.grad_out):
+        if gx is None:
+            out.append(None)
+            continue
+        fmt, mode, _ = _role(fn, i)
+        if op in ("add", "sub"):
+            terms = np.abs(G)
+            err = rounding_error_at(fmt, mode, G) + EG
+        elif op == "mul":
+            other, eo = (B, fwd.error(c.inputs[1])) if i == 0 else (A, fwd.error(c.inputs[0]))
+            o = np.abs(_bcast(other, shape))
+            eo = _bcast(eo, shape)
+            v = G * _bcast(other, shape)
+            terms = np.abs(v)
+            err = (rounding_error_at(fmt, mode, v) + U64 * terms
+                   + np.abs(G) * eo + EG * o + EG * eo)
+        else:
+            out.append(None)
+            continue
+        out.append(_unbroadcast_bound(fn, i, terms, _bcast(err, shape), _f64(gx),
+                                      c.inputs[i].shape))
+    return out
+
+
+def _rule_index(c, EG, fwd):
+    """reshape, transpose, concat, getitem, dropout, the inspection tap."""
+    fn = c.fn
+    saved = dict(c.saved or {})
+    prop = _run_backward(fn, EG, saved)
+    exact = _exact_clone(fn, saved).backward(_f64(c.grad_in))
+    exact = exact if isinstance(exact, tuple) else (exact,)
+    S = _run_backward(fn, np.abs(_f64(c.grad_in)), saved)
+    out = []
+    for i, gx in enumerate(c.grad_out):
+        if gx is None or i >= len(prop) or prop[i] is None:
+            out.append(None)
+            continue
+        GX = _f64(gx)
+        fmt, mode, role = _role(fn, i)
+        if c.op == "getitem" and not getattr(fn, "basic", True):
+            local = _accumulated(fn, GX, int(np.size(c.grad_in)), S[i], role, "backward")
+        else:
+            local = np.where(GX == _f64(exact[i]), 0.0, rounding_error_around(fmt, mode, GX))
+            if c.op == "dropout":
+                local = local + U64 * S[i]
+        out.append(local + prop[i])
+    return out
+
+
+def _overlap(fn):
+    kh, kw = fn.kernel
+    sh, sw = fn.stride
+    return max(-(-kh // sh), 1) * max(-(-kw // sw), 1)
+
+
+def _rule_max_pool(c, EG, fwd):
+    from .op_bounds import _windows  # noqa: PLC0415
+    fn = c.fn
+    x = _f64(c.inputs[0])
+    ex = _bcast(fwd.error(c.inputs[0]), x.shape).copy()
+    G = _f64(c.grad_in)
+    win = _windows(fn, x, -np.inf)
+    ewin = _windows(fn, ex, 0.0)
+    k = win.shape[-1]
+    arg = win.argmax(axis=-1)[..., None]
+    pos = np.arange(k)
+    top = np.take_along_axis(win, arg, -1)[..., 0]
+    at = pos == arg
+    second = np.where(at, -np.inf, win).max(axis=-1)
+    e_top = np.take_along_axis(ewin, arg, -1)[..., 0]
+    e_oth = np.where(at, 0.0, ewin).max(axis=-1)
+    with np.errstate(invalid="ignore"):
+        certain = (top - second) > (e_top + e_oth)
+    eg = _bcast(EG, G.shape)
+    unc = np.abs(G) + eg
+    terms_err = np.where(certain[..., None], np.where(at, eg[..., None], 0.0), unc[..., None])
+    clone = _exact_clone(fn)
+    prop = np.abs(_f64(clone._scatter(terms_err)))
+    S = np.abs(_f64(clone._scatter(np.where(at, np.abs(G)[..., None], 0.0))))
+    GX = _f64(c.grad_out[0])
+    return [_accumulated(fn, GX, _overlap(fn), S, fn.grad_role(0), "backward") + prop]
+
+
+def _rule_avg_pool(c, EG, fwd):
+    fn = c.fn
+    G = _f64(c.grad_in)
+    k = fn.kernel[0] * fn.kernel[1]
+    fmt, mode, role = _role(fn, 0)
+    share = G / k
+    err = rounding_error_at(fmt, mode, share) + U64 * np.abs(share) + _bcast(EG, G.shape) / k
+    clone = _exact_clone(fn)
+    ones = np.ones(share.shape + (k,))
+    prop = np.abs(_f64(clone._scatter(err[..., None] * ones)))
+    S = np.abs(_f64(clone._scatter((np.abs(share) + err)[..., None] * ones)))
+    GX = _f64(c.grad_out[0])
+    return [_accumulated(fn, GX, _overlap(fn), S, role, "backward") + prop * (1 + 4 * U64)]
+
+
+def _rule_reduce(c, EG, fwd):
+    fn = c.fn
+    G = _f64(c.grad_in)
+    shape = tuple(fn.in_shape)
+    kept = [1 if i in fn.axes else n for i, n in enumerate(shape)]
+    count = 1
+    if c.op == "mean":
+        for i in fn.axes:
+            count *= shape[i]
+    fmt, mode, _ = _role(fn, 0)
+    v = np.broadcast_to(G.reshape(kept) / count, shape)
+    e = np.broadcast_to(_bcast(EG, G.shape).reshape(kept) / count, shape)
+    return [rounding_error_at(fmt, mode, v) + U64 * np.abs(v) + e]
+
+
+GRAD_RULES = {
+    "linear": _rule_bilinear, "matmul": _rule_bilinear, "conv2d": _rule_bilinear,
+    "relu": _rule_relu,
+    "tanh": _rule_unary, "sigmoid": _rule_unary, "exp": _rule_unary, "sqrt": _rule_unary,
+    "log": _rule_unary, "gelu": _rule_unary, "neg": _rule_unary, "quantize": _rule_unary,
+    "add": _rule_binary, "sub": _rule_binary, "mul": _rule_binary,
+    "reshape": _rule_index, "transpose": _rule_index, "concat": _rule_index,
+    "getitem": _rule_index, "dropout": _rule_index, "inspect_tap": _rule_index,
+    "max_pool2d": _rule_max_pool, "avg_pool2d": _rule_avg_pool,
+    "sum": _rule_reduce, "mean": _rule_reduce,
+}
+
+
+class GradPropagation:
+    """Gradient error bounds of a recorded backward pass (see the module docstring).
+
+    ``fwd``: the :class:`~minifp.op_bounds.Propagation` of the same run's forward pass;
+    ``seeds``: id(Tensor) -> bound on the error of the gradient seeded there."""
+
+    def __init__(self, fwd, seeds=None):
+        self.fwd = fwd
+        self.seeds = dict(seeds or {})
+        self.contrib: dict = {}          # id(tensor) -> [(bound, |gradient|, fmt, mode)]
+        self.notes: list = []
+        self._keep: list = []
+
+    def error(self, t):
+        """The bound on the gradient of Tensor ``t`` (None if no gradient reached it)."""
+        parts = self.contrib.get(id(t))
+        seed = self.seeds.get(id(t))
+        if not parts:
+            return None if seed is None else np.asarray(seed, dtype=np.float64)
+        total = sum(p[0] for p in parts) + (0.0 if seed is None else seed)
+        if len(parts) > 1:            # k - 1 float64 additions rounded to the gradient format
+            mag = sum(p[1] + p[0] for p in parts)
+            fmt, mode = parts[-1][2], parts[-1][3]
+            total = total + (len(parts) - 1) * _apriori(fmt, mode, mag)
+        return np.where(np.isnan(total), np.inf, total) * _SAFETY
+
+    def run(self, calls) -> "GradPropagation":
+        for c in reversed(calls):
+            if c.grad_in is None:
+                continue
+            self._keep.append(c)
+            G = _f64(c.grad_in)
+            EG = self.error(c.output)
+            EG = np.zeros(G.shape) if EG is None else _bcast(EG, G.shape)
+            rule = GRAD_RULES.get(c.op)
+            with np.errstate(all="ignore"):
+                outs = rule(c, EG, self.fwd) if rule is not None else [None] * len(c.inputs)
+            for i, (t, gx) in enumerate(zip(c.inputs, c.grad_out)):
+                if gx is None or not c.fn.needs_input_grad[i]:
+                    continue
+                b = outs[i] if i < len(outs) else None
+                if b is None:
+                    if c.op not in self.notes:
+                        self.notes.append(c.op)
+                    b = np.full(np.shape(gx), np.inf)
+                fmt, mode, _ = _role(c.fn, i)
+                b = np.broadcast_to(np.asarray(b, dtype=np.float64), np.shape(gx))
+                self.contrib.setdefault(id(t), []).append(
+                    (np.where(np.isnan(b), np.inf, b), np.abs(_f64(gx)), get_format(fmt),
+                     mode))
+        return self
+
