@@ -98,7 +98,22 @@ _COLS = [("layer", 22, "<"), ("kind", 11, "<"), ("shape", 11, "<"), ("formats", 
          ("prop err", 9, ">"), ("prop bound", 10, ">"), ("local err", 9, ">"),
          ("bound", 9, ">"), ("ratio", 8, ">"), ("ovf", 5, ">"), ("sat", 5, ">"),
          ("unf", 5, ">"), ("zeroed", 6, ">"), ("nonfin", 6, ">")]
-_GRAD_COLS = [("grad err", 9, ">"), ("g.ovf", 5, ">"), ("g.unf", 5, ">")]
+_GRAD_COLS = [("grad err", 9, ">"), ("g.local", 9, ">"), ("g.bound", 9, ">"),
+              ("g.ratio", 8, ">"), ("g.ovf", 5, ">"), ("g.unf", 5, ">")]
+
+
+def _grad_local_cells(rec) -> tuple[str, str, str]:
+    """(local gradient error, bound, ratio) over the input and parameter gradients."""
+    if rec is None or (rec.grad_local_error is None and not rec.param_grad_local_errors):
+        return "-", "-", "-"
+    errs = [s.max_abs for s in ([rec.grad_local_error] if rec.grad_local_error else [])]
+    errs += [s.max_abs for s in rec.param_grad_local_errors.values()]
+    bounds = [b for b in [rec.grad_bound, *rec.param_grad_bounds.values()] if b is not None]
+    bmax = max((float(b.max()) for b in bounds if b.size), default=0.0) if bounds else None
+    if rec.grad_bound_note.startswith("vacuous") or (bmax is not None and math.isinf(bmax)):
+        return _g(max(errs)), "inf", "vacuous" if rec.grad_ratio in (0, None) else \
+            _g(rec.grad_ratio)
+    return _g(max(errs)), _g(bmax), _g(rec.grad_ratio)
 
 
 def _line(cells, cols) -> str:
@@ -126,7 +141,8 @@ def table_row(rec, grad_rec=None, backward: bool = False) -> str:
     if backward:
         cols = _COLS + _GRAD_COLS
         ge = None if grad_rec is None else grad_rec.grad_error
-        cells += [_g(ge.max_abs) if ge is not None else "-",
+        gl, gb, gr = _grad_local_cells(grad_rec)
+        cells += [_g(ge.max_abs) if ge is not None else "-", gl, gb, gr,
                   "-" if grad_rec is None or grad_rec.grad_overflows is None
                   else str(grad_rec.grad_overflows),
                   "-" if grad_rec is None or grad_rec.grad_underflows is None
@@ -190,6 +206,12 @@ def layer_stats(rec, grad_rec=None) -> str:
         for name, st in grad_rec.param_grad_errors.items():
             lines.append(f"   |grad error| {name:<8}max {_g(st.max_abs)}  "
                          f"mean {_g(st.mean_abs)}")
+    if grad_rec is not None and (grad_rec.grad_local_error is not None
+                                 or grad_rec.param_grad_local_errors):
+        gl, gb, gr = _grad_local_cells(grad_rec)
+        lines.append(f"   local backward       max error {gl}  bound {gb}  ratio {gr}"
+                     + (f"  ({grad_rec.grad_bound_note})" if grad_rec.grad_bound_note
+                        else ""))
     return "\n".join(lines)
 
 
@@ -484,20 +506,20 @@ def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, s
     y = np.asarray(data.y_test[:samples])
 
     try:
-        fwd = step(model, x, policy, ref)
-        bwd = step(model, x, policy, ref, backward=True, targets=y) if backward else None
+        # with --backward one run gives both: the forward records are those of a
+        # forward pass, the gradients those of the backward pass that follows it
+        fwd = step(model, x, policy, ref, backward=backward,
+                   targets=y if backward else None)
     except ValueError as err:
         raise UserError(str(err)) from None
 
     click.echo(f"inspect {what} on {data.name}: first {samples} of {n_test} test samples, "
                f"policy {policy.name} against reference {ref.name}")
-    # The forward records carry the formats and ops of the forward pass; with --backward a
-    # second run (same weights, same inputs, same seeds) supplies the gradients.
     records, grads = [], {}
     quit_early = False
     if stepping:
         click.echo(table_header(backward))
-    pairs = zip(fwd, bwd) if bwd is not None else ((r, None) for r in fwd)
+    pairs = ((r, r if backward else None) for r in fwd)
     for rec, grec in pairs:
         records.append(rec)
         if grec is not None:
@@ -570,6 +592,8 @@ def _with_grads(rec, grec) -> dict:
     d = rec.to_dict()
     if grec is not None:
         g = grec.to_dict()
-        for k in ("grad_error", "grad_overflows", "grad_underflows", "param_grad_errors"):
+        for k in ("grad_error", "grad_overflows", "grad_underflows", "param_grad_errors",
+                  "grad_local_error", "grad_bound_max", "grad_ratio", "grad_bound_note",
+                  "param_grad_local_errors", "param_grad_ratios"):
             d[k] = g[k]
     return d

@@ -115,14 +115,21 @@ def test_backward_columns(tmp_path):
     r = invoke(*FAST, "--backward", "--json", js)
     assert r.exit_code == 0, r.output
     header = next(x for x in r.output.splitlines() if x.startswith("layer"))
-    assert header.split()[-4:] == ["grad", "err", "g.ovf", "g.unf"]
+    assert header.split()[-7:] == ["grad", "err", "g.local", "g.bound", "g.ratio", "g.ovf",
+                                   "g.unf"]
     rows = rows_of(r.output)
-    assert float(rows["body.1"][-3]) > 0          # a gradient error arrives at Linear 1
-    assert rows["body.0"][-3:] == ["-", "-", "-"]  # the input needs no gradient
+    assert float(rows["body.1"][-6]) > 0          # a gradient error arrives at Linear 1
+    # the local backward error of Linear 1 is within its bound
+    assert 0 < float(rows["body.1"][-5]) <= float(rows["body.1"][-4])
+    assert 0 < float(rows["body.1"][-3]) <= 1
+    assert rows["body.0"][-6:] == ["-"] * 6       # the input needs no gradient
     doc = json.loads(js.read_text())
     lin = doc["records"][1]
     assert lin["grad_error"]["max_abs"] > 0
     assert set(lin["param_grad_errors"]) == {"weight", "bias"}
+    assert set(lin["param_grad_ratios"]) == {"weight", "bias"}
+    assert all(0 < v <= 1 for v in lin["param_grad_ratios"].values())
+    assert lin["grad_local_error"]["max_abs"] <= lin["grad_bound_max"]
     assert lin["formats"]["activations"] == "float16"
     assert summary_counts(r.output)["bad"] == 0
 
