@@ -26,18 +26,25 @@ Per op (G, E_G: the received gradient and its bound; X, E_X: the saved forward v
 * max_pool2d: the window's maximum is certain where it exceeds the runner-up by more than
   their two error bounds; elsewhere every position of the window may receive G.
 * avg_pool2d / mean / sum: the share g / k rounded to B, then col2im sums.
+* softmax: gx = R_B(y (g - d)), d the engine dot of g and y: the dot's accumulation bound
+  plus E_G |Y| + |G| E_Y per term, then E_Y |g - d| + |Y| (E_G + E_d) (+ E_Y (E_G + E_d)).
+* batch_norm with running statistics: gx = R_B(g gamma istd) with |istd - r*| from the
+  saved istd, the float64 1/sqrt(var + eps) and the running-variance error;
+  ggamma / gbeta: engine sums of g xhat and g (|xhat - xhat*| from its rounding to F, the
+  input and the running-mean errors).
 
 A tensor used by k ops receives k contributions, added in float64 and rounded to its
 gradient format k - 1 times: the bounds add, plus (k - 1) roundings of magnitude at most
-the sum of the |contributions|.  Ops with no rule (batch_norm, layer_norm, softmax,
-log_softmax, cross_entropy, div, pow) give ``inf`` and are named in ``notes``.
+the sum of the |contributions|.  Ops with no rule (batch_norm with batch statistics,
+layer_norm, log_softmax, cross_entropy, div, pow) give ``inf`` and are named in
+``notes``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .formats import get_format
-from .op_bounds import (U64, _accumulated, _apriori, _bcast, _f64, _SAFETY,
+from .op_bounds import (EXACT_POLICY, U64, _accumulated, _apriori, _bcast, _f64, _SAFETY,
                         rounding_error_around, rounding_error_at)
 
 __all__ = ["GradPropagation", "GRAD_RULES"]
@@ -46,7 +53,6 @@ __all__ = ["GradPropagation", "GRAD_RULES"]
 def _exact_clone(fn, saved=None):
     """A copy of ``fn`` under float64 with exact accumulation (same attributes), whose
     saved arrays may be replaced."""
-    from .inspect import EXACT_POLICY  # noqa: PLC0415
     g = object.__new__(type(fn))
     g.__dict__.update({k: v for k, v in vars(fn).items() if k != "backward"})
     g.policy = EXACT_POLICY
@@ -317,6 +323,82 @@ def _rule_reduce(c, EG, fwd):
     return [rounding_error_at(fmt, mode, v) + U64 * np.abs(v) + e]
 
 
+def _rule_softmax(c, EG, fwd):
+    """gx = R_B(y (g - d)), d = engine dot of g and y (accumulator format)."""
+    from .op_bounds import _acc_terms  # noqa: PLC0415
+    fn = c.fn
+    axis = fn.axis % c.output.ndim
+    G, Y = _f64(c.grad_in), _f64(c.saved["saved_y"])
+    EY = _bcast(fwd.error(c.output), Y.shape)
+    n = Y.shape[axis]
+    S = np.sum(np.abs(G) * np.abs(Y), axis=axis, keepdims=True) * (1 + 2 * n * U64)
+    B, A = _acc_terms(fn, n, S, "backward")
+    E_d = B * S + A + np.sum(EG * np.abs(Y) + np.abs(G) * EY + EG * EY, axis=axis,
+                             keepdims=True) * (1 + 2 * n * U64)
+    d_hi = S * (1 + B) + A
+    inner = np.abs(G) + d_hi
+    fmt, mode, _ = _role(fn, 0)
+    GX = _f64(c.grad_out[0])
+    return [rounding_error_around(fmt, mode, GX) + 3 * U64 * np.abs(Y) * inner
+            + EY * inner + np.abs(Y) * (EG + E_d) + EY * (EG + E_d)]
+
+
+def _rule_batch_norm_eval(c, EG, fwd):
+    """batch_norm with running statistics: gx = R_B(g gamma istd), ggamma = engine sum of
+    g xhat, gbeta = engine sum of g (batch and spatial axes)."""
+    fn = c.fn
+    if c.op != "batch_norm" or fn.use_batch_stats:
+        return [None] * len(c.inputs)
+    pshape = tuple(fn.pshape)
+    G = _f64(c.grad_in)
+    x = _f64(c.inputs[0])
+    ex = _bcast(fwd.error(c.inputs[0]), x.shape)
+    gam = _f64(c.inputs[1]).reshape(pshape)
+    egam = _bcast(fwd.error(c.inputs[1]), c.inputs[1].shape).reshape(pshape)
+    istd = _f64(c.saved["saved_istd"]).reshape(pshape)
+    xhat = _f64(c.saved["saved_xhat"])
+    rm = _f64(fn.running_mean_data).reshape(pshape)
+    rv = _f64(fn.running_var_data).reshape(pshape)
+    erm = np.reshape(fwd.array_error(fn.running_mean_data), (-1,))
+    erv = np.reshape(fwd.array_error(fn.running_var_data), (-1,))
+    erm = _bcast(erm, (rm.size,)).reshape(pshape)
+    erv = _bcast(erv, (rv.size,)).reshape(pshape)
+    r64 = 1.0 / np.sqrt(rv + fn.eps)
+    lo = np.maximum(rv - erv, 0.0) + fn.eps
+    r_hi = 1.0 / np.sqrt(lo)
+    e_r = np.abs(istd - r64) + 4 * U64 * r64 + erv / (2 * lo ** 1.5)  # |istd - r*|
+    d = np.abs(x - rm)
+    # |xhat_saved - xhat*|: its rounding to F, the float64 steps, the input/buffer errors
+    fmt_f, mode_f = fn.policy.format_of("activations"), fn.policy.rounding["activations"]
+    e_xh = (rounding_error_around(fmt_f, mode_f, xhat) + 2 * U64 * d * istd
+            + (ex + erm) * (istd + e_r) + d * e_r)
+    aG = np.abs(G)
+    out = []
+    for i, gx in enumerate(c.grad_out):
+        if gx is None:
+            out.append(None)
+            continue
+        GX = _f64(gx)
+        fmt, mode, role = _role(fn, i)
+        if i == 0:
+            g_abs = np.abs(gam)
+            out.append(rounding_error_around(fmt, mode, GX) + 3 * U64 * aG * g_abs * istd
+                       + aG * (g_abs * e_r + egam * (istd + e_r))
+                       + EG * (g_abs + egam) * (istd + e_r))
+            continue
+        axes = tuple(fn.param_axes)
+        n = int(np.prod([G.shape[a] for a in axes]))
+        if i == 1:
+            terms, eterms = aG * np.abs(xhat), aG * e_xh + EG * (np.abs(xhat) + e_xh)
+        else:
+            terms, eterms = aG, EG
+        S = np.sum(terms, axis=axes) * (1 + 2 * n * U64)
+        E = np.sum(eterms, axis=axes) * (1 + 2 * n * U64)
+        S, E = S.reshape(GX.shape), E.reshape(GX.shape)
+        out.append(_accumulated(fn, GX, n, S, role, "backward") + E)
+    return out
+
+
 GRAD_RULES = {
     "linear": _rule_bilinear, "matmul": _rule_bilinear, "conv2d": _rule_bilinear,
     "relu": _rule_relu,
@@ -327,6 +409,7 @@ GRAD_RULES = {
     "getitem": _rule_index, "dropout": _rule_index, "inspect_tap": _rule_index,
     "max_pool2d": _rule_max_pool, "avg_pool2d": _rule_avg_pool,
     "sum": _rule_reduce, "mean": _rule_reduce,
+    "softmax": _rule_softmax, "batch_norm": _rule_batch_norm_eval,
 }
 
 

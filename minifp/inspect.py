@@ -93,15 +93,11 @@ from .autograd import Function, Tensor, enable_grad, no_grad, trace
 from .backend import asnumpy
 from .nn.module import Module
 from .grad_bounds import GradPropagation
-from .op_bounds import Propagation, record_calls
+from .op_bounds import EXACT_POLICY, Propagation, record_calls
 
 __all__ = ["ErrorStats", "LayerRecord", "step", "inspect", "first_overflow",
            "format_table", "EXACT_POLICY", "softmax_bound"]
 
-#: float64 for every role, exact (Kulisch) accumulation: the local exact reference.
-EXACT_POLICY = _prec.Precision(
-    name="float64-exact", **{r: "float64" for r in _prec.ROLES},
-    forward=Accumulation("float64", "exact"), backward_acc=Accumulation("float64", "exact"))
 
 _TAP = "inspect_tap"
 
@@ -721,8 +717,12 @@ def _local_backward(rec, lmod, emod, local_args, kwargs, upstream, lp, rng):
         rec.param_grad_ratios[name] = r
     rec.grad_ratio = max(ratios) if ratios else None
     missing = sorted(set(lg.notes) | set(eg.notes))
+    bounds = [b for b in [rec.grad_bound, *rec.param_grad_bounds.values()] if b is not None]
     if missing:
         rec.grad_bound_note = "vacuous: no gradient rule for " + ", ".join(missing)
+    elif any(b.size and np.any(np.isinf(b)) for b in bounds):
+        rec.grad_bound_note = ("vacuous in part: a gradient sum may exceed its format's "
+                               "largest value, or n u >= 1 for its accumulator")
 
 
 def _add_grads(rec, pc, rc, lp):

@@ -63,12 +63,19 @@ import math
 import numpy as np
 
 from . import bounds as _bounds
+from . import precision as _prec
+from .accumulate.spec import Accumulation
 from .autograd import Function, Tensor
 from .backend import asnumpy
 from .formats import Rounding, get_format, parse_rounding
 
 __all__ = ["OpCall", "record_calls", "Propagation", "rounding_error_at",
-           "rounding_error_around", "abs_matmul", "RULES"]
+           "rounding_error_around", "abs_matmul", "RULES", "EXACT_POLICY"]
+
+#: float64 for every role, exact (Kulisch) accumulation: the exact reference of a layer.
+EXACT_POLICY = _prec.Precision(
+    name="float64-exact", **{r: "float64" for r in _prec.ROLES},
+    forward=Accumulation("float64", "exact"), backward_acc=Accumulation("float64", "exact"))
 
 U64 = 2.0 ** -53
 ULP64 = 2.0 ** -52
@@ -364,10 +371,9 @@ def _rule_index(fn, X, E, Y):
     """Exact index maps (reshape, transpose, concat, getitem, the inspection tap), neg
     and dropout: the op itself applied to E in float64, plus one output rounding where
     Y is not the float64 value."""
-    from .precision import get_precision  # noqa: PLC0415
     g = object.__new__(type(fn))
     g.__dict__.update(fn.__dict__)
-    g.policy = get_precision("float64")
+    g.policy = EXACT_POLICY
     g.rng = None
     Es = [_bcast(e, x.shape).copy() for e, x in zip(E, X)]
     Xs = list(X)
