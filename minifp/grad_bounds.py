@@ -28,6 +28,9 @@ Per op (G, E_G: the received gradient and its bound; X, E_X: the saved forward v
 * avg_pool2d / mean / sum: the share g / k rounded to B, then col2im sums.
 * softmax: gx = R_B(y (g - d)), d the engine dot of g and y: the dot's accumulation bound
   plus E_G |Y| + |G| E_Y per term, then E_Y |g - d| + |Y| (E_G + E_d) (+ E_Y (E_G + E_d)).
+* batch_norm with batch statistics and layer_norm: gx = R_B(scale (M h - sg - xhat sgx))
+  bounded term by term (the two engine sums, the errors of xhat and istd from the forward
+  analysis, the float64 steps); ggamma / gbeta as below.
 * batch_norm with running statistics: gx = R_B(g gamma istd) with |istd - r*| from the
   saved istd, the float64 1/sqrt(var + eps) and the running-variance error;
   ggamma / gbeta: engine sums of g xhat and g (|xhat - xhat*| from its rounding to F, the
@@ -35,9 +38,8 @@ Per op (G, E_G: the received gradient and its bound; X, E_X: the saved forward v
 
 A tensor used by k ops receives k contributions, added in float64 and rounded to its
 gradient format k - 1 times: the bounds add, plus (k - 1) roundings of magnitude at most
-the sum of the |contributions|.  Ops with no rule (batch_norm with batch statistics,
-layer_norm, log_softmax, cross_entropy, div, pow) give ``inf`` and are named in
-``notes``.
+the sum of the |contributions|.  Ops with no rule (log_softmax, cross_entropy, div, pow) give
+``inf`` and are named in ``notes``.
 """
 from __future__ import annotations
 
@@ -343,12 +345,81 @@ def _rule_softmax(c, EG, fwd):
             + EY * inner + np.abs(Y) * (EG + E_d) + EY * (EG + E_d)]
 
 
+def _rule_norm_batch(c, EG, fwd):
+    """batch_norm with batch statistics and layer_norm: gx = R_B(scale (M h - sg - xhat
+    sgx)), h = g (gamma factored into scale) or R_B(g gamma); sg, sgx engine sums in the
+    accumulator format; ggamma / gbeta engine sums of g xhat and g.  |istd - r*| and
+    |xhat - xhat*| come from the forward analysis (minifp.op_bounds.norm_analysis)."""
+    from .op_bounds import _acc_terms, norm_analysis  # noqa: PLC0415
+    fn = c.fn
+    X = [_f64(t) for t in c.inputs]
+    E = [fwd.error(t) for t in c.inputs]
+    an = norm_analysis(fn, X, E, fwd)
+    pshape = tuple(fn.pshape)
+    axes = tuple(fn.axes)
+    G = _f64(c.grad_in)
+    aG = np.abs(G)
+    M = int(np.prod([G.shape[a] for a in axes]))
+    gam = _f64(c.inputs[1]).reshape(pshape)
+    egam = _bcast(E[1], c.inputs[1].shape).reshape(pshape)
+    istd = _f64(c.saved["saved_istd"])
+    xhat = _f64(c.saved["saved_xhat"])
+    fmt_f, mode_f = fn.policy.format_of("activations"), fn.policy.rounding["activations"]
+    e_xh = rounding_error_around(fmt_f, mode_f, xhat) + _bcast(an["e_xh"], xhat.shape)
+    e_r = _bcast(an["e_r"], istd.shape)
+    ax = np.abs(xhat)
+    fmt_b, mode_b, _ = _role(fn, 0)
+    out = [None, None, None]
+    if c.grad_out[0] is not None:
+        const = all(pshape[i] == 1 for i in axes)
+        if const:
+            h, eh = aG, EG
+            scale, e_scale = np.abs(gam) * istd / M, (egam * (istd + e_r) + np.abs(gam) * e_r) / M
+        else:
+            hv = G * gam
+            h = np.abs(hv)
+            eh = (rounding_error_at(fmt_b, mode_b, hv) + U64 * h + aG * egam
+                  + EG * np.abs(gam) + EG * egam)
+            h = h + rounding_error_at(fmt_b, mode_b, hv)
+            scale, e_scale = istd / M, e_r / M
+        grow = 1 + 2 * M * U64
+        S_sg = np.sum(h, axis=axes, keepdims=True) * grow
+        S_sgx = np.sum(h * ax, axis=axes, keepdims=True) * grow
+        B1, A1 = _acc_terms(fn, M, S_sg, "backward")
+        B2, A2 = _acc_terms(fn, M, S_sgx, "backward")
+        E_sg = B1 * S_sg + A1 + np.sum(eh, axis=axes, keepdims=True) * grow
+        E_sgx = B2 * S_sgx + A2 + np.sum(eh * ax + h * e_xh + eh * e_xh, axis=axes,
+                                         keepdims=True) * grow
+        sg_hi, sgx_hi = S_sg * (1 + B1) + A1, S_sgx * (1 + B2) + A2
+        inner = M * h + sg_hi + ax * sgx_hi
+        e_inner = M * eh + E_sg + e_xh * (sgx_hi + E_sgx) + ax * E_sgx + 4 * U64 * inner
+        GX = _f64(c.grad_out[0])
+        out[0] = (rounding_error_around(fmt_b, mode_b, GX) + scale * e_inner
+                  + e_scale * (inner + e_inner) + 2 * U64 * scale * inner)
+    for i in (1, 2):
+        if len(c.grad_out) <= i or c.grad_out[i] is None:
+            continue
+        GX = _f64(c.grad_out[i])
+        _, _, role = _role(fn, i)
+        pax = tuple(fn.param_axes)
+        n = int(np.prod([G.shape[a] for a in pax])) if pax else 1
+        if i == 1:
+            terms, eterms = aG * ax, aG * e_xh + EG * (ax + e_xh)
+        else:
+            terms, eterms = aG, EG
+        grow = 1 + 2 * n * U64
+        S = (np.sum(terms, axis=pax) * grow).reshape(GX.shape)
+        Et = (np.sum(eterms, axis=pax) * grow).reshape(GX.shape)
+        out[i] = _accumulated(fn, GX, n, S, role, "backward") + Et
+    return out
+
+
 def _rule_batch_norm_eval(c, EG, fwd):
     """batch_norm with running statistics: gx = R_B(g gamma istd), ggamma = engine sum of
     g xhat, gbeta = engine sum of g (batch and spatial axes)."""
     fn = c.fn
     if c.op != "batch_norm" or fn.use_batch_stats:
-        return [None] * len(c.inputs)
+        return _rule_norm_batch(c, EG, fwd)
     pshape = tuple(fn.pshape)
     G = _f64(c.grad_in)
     x = _f64(c.inputs[0])
@@ -410,6 +481,7 @@ GRAD_RULES = {
     "max_pool2d": _rule_max_pool, "avg_pool2d": _rule_avg_pool,
     "sum": _rule_reduce, "mean": _rule_reduce,
     "softmax": _rule_softmax, "batch_norm": _rule_batch_norm_eval,
+    "layer_norm": _rule_norm_batch,
 }
 
 

@@ -580,6 +580,16 @@ def _rule_log_softmax(fn, X, E, Y):
 
 def _rule_norm(fn, X, E, Y, ctx):
     """batch_norm / layer_norm (see the module docstring and functional.norm)."""
+    a = norm_analysis(fn, X, E, ctx)
+    out = rounding_error_around(*_role_fmt(fn, fn.output_role), Y) + a["local"] + a["prop"]
+    return np.where(np.isnan(out), np.inf, out)
+
+
+def norm_analysis(fn, X, E, ctx) -> dict:
+    """The pieces of the batch / layer norm bound: ``local`` (before the output rounding)
+    and ``prop`` for y; ``e_r`` >= |istd - r*| and ``e_xh`` >= |d istd - xhat*| (the
+    float64 xhat before its rounding to F) against the exact values at the exact inputs;
+    ``r_hi`` >= istd, r*."""
     x, gam, bet = X
     axes = tuple(fn.axes)
     pshape = tuple(fn.pshape)
@@ -590,7 +600,6 @@ def _rule_norm(fn, X, E, Y, ctx):
     eb = _bcast(E[2], bet.shape).reshape(pshape)
     acc = fn.fwd_acc
     A_fmt, A_mode = get_format(acc.format), acc.rounding
-    outr = rounding_error_around(*_role_fmt(fn, fn.output_role), Y)
     with np.errstate(all="ignore"):
         if fn.use_batch_stats:
             S = _abs_sum(x, axes, True)
@@ -619,7 +628,7 @@ def _rule_norm(fn, X, E, Y, ctx):
                      + _apriori(A_fmt, A_mode, r_hi * (1 + 4 * U64)))
             xh_hi = D * (r_hi + eps_r) * (1 + U64)
             eps_xh = (eps_mu + U64 * D) * (r_hi + eps_r) + D * eps_r + U64 * xh_hi
-            local = outr + g * eps_xh + 3 * U64 * (g * xh_hi + np.abs(bet).reshape(pshape))
+            local = g * eps_xh + 3 * U64 * (g * xh_hi + np.abs(bet).reshape(pshape))
             # propagation from the input errors (exact normalisation, real arithmetic)
             s = np.sqrt(var_lo + fn.eps)
             ebar = _abs_sum(ex, axes, True) / M
@@ -628,6 +637,9 @@ def _rule_norm(fn, X, E, Y, ctx):
             dxh = np.where(den > 0, (ex + ebar) / den + d0 * rho / (s * den), np.inf)
             dxh = np.where((ebar == 0) & (rho == 0), 0.0, dxh)
             xh_true = d0 / s
+            dr = np.where(rho == 0, 0.0, np.where(den > 0, rho / (s * den), np.inf))
+            e_r = eps_r + dr
+            e_xh = eps_xh + dxh
         else:
             rm = _f64(fn.running_mean_data).reshape(pshape)
             rv = _f64(fn.running_var_data).reshape(pshape)
@@ -639,16 +651,18 @@ def _rule_norm(fn, X, E, Y, ctx):
             r = 1.0 / np.sqrt(rv + fn.eps)
             eps_r = _apriori(A_fmt, A_mode, r * (1 + 4 * U64)) + 4 * U64 * r
             xh_hi = d * (r + eps_r) * (1 + U64)
-            local = (outr + g * (d * eps_r + 2 * U64 * xh_hi)
+            local = (g * (d * eps_r + 2 * U64 * xh_hi)
                      + 3 * U64 * (g * xh_hi + np.abs(bet).reshape(pshape)))
             lo_true = np.maximum(rv - erv, 0.0) + fn.eps
             r_true_hi = 1.0 / np.sqrt(lo_true)
             dr = erv / (2 * np.minimum(lo_true, rv + fn.eps) ** 1.5)
             dxh = (ex + erm) * r_true_hi + d * dr
             xh_true = d * r
+            r_hi = np.maximum(r, r_true_hi)
+            e_r = eps_r + dr
+            e_xh = d * eps_r + 2 * U64 * xh_hi + dxh
         prop = g * dxh + eg * (xh_true + dxh) + eb
-    out = local + prop
-    return np.where(np.isnan(out), np.inf, out)
+    return {"local": local, "prop": prop, "e_r": e_r, "e_xh": e_xh, "r_hi": r_hi}
 
 
 RULES = {
