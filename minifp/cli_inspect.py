@@ -369,7 +369,8 @@ def _quit_text(seen) -> str:
 # ---------------------------------------------------------------------------- plot
 def plot_inspection(records, summary, path, title):
     """Left: per leaf layer, the max local error next to the max a-priori bound (log
-    scale; vacuous bounds and layers without one are marked).  Right: histograms of Gamma
+    scale; vacuous bounds and layers without one are marked), and the propagated error
+    and its bound as markers.  Right: histograms of Gamma
     and 2 delta over the samples (log-spaced bins; zeros drawn at the smallest bin)."""
     import matplotlib  # noqa: PLC0415
     matplotlib.use("Agg")
@@ -390,7 +391,8 @@ def plot_inspection(records, summary, path, title):
         elif r.bound_note.startswith("vacuous"):
             note = " (vacuous)"
         labels.append(f"{r.path}\n{r.kind}{note}")
-    pos = [v for v in errs + bnds if v is not None and math.isfinite(v) and v > 0]
+    pos = [v for v in errs + bnds + [r.propagated_error.max_abs for r in leaves]
+           if v is not None and math.isfinite(v) and v > 0]
     floor = min(pos) / 10 if pos else 1e-8
     xs = np.arange(len(leaves))
     def shown(v):
@@ -398,6 +400,10 @@ def plot_inspection(records, summary, path, title):
 
     ax1.bar(xs - 0.2, [shown(v) for v in errs], width=0.4, label="max local error")
     ax1.bar(xs + 0.2, [shown(v) for v in bnds], width=0.4, label="max a-priori bound")
+    ax1.plot(xs, [shown(r.propagated_error.max_abs) for r in leaves], "ko", ms=4,
+             label="max propagated error")
+    ax1.plot(xs, [shown(r.propagated_bound_max) for r in leaves], "rx", ms=6,
+             label="its propagated bound")
     ax1.set_yscale("log")
     ax1.set_ylim(bottom=floor)
     for x0, vals, dx in ((xs, errs, -0.2), (xs, bnds, 0.2)):
@@ -414,7 +420,7 @@ def plot_inspection(records, summary, path, title):
     ax1.set_xticks(xs)
     ax1.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
     ax1.set_ylabel("max absolute error (0, inf, - marked as text)")
-    ax1.set_title("local error per layer vs its bound")
+    ax1.set_title("local and propagated error per layer vs their bounds")
     ax1.legend(fontsize=8)
 
     ps = summary["per_sample"]

@@ -30,44 +30,26 @@ Runs and errors
   zeros this layer's own roundings make: 0 in the local run where the local exact value is
   not 0.
 
-A-priori bounds (on the local error, componentwise)
----------------------------------------------------
-``|local - local_exact| <= bound`` elementwise, with
+A-priori bounds (componentwise, computed on the data)
+----------------------------------------------------
+Every op of a run is bounded by its rule in :mod:`minifp.op_bounds`: its own roundings on
+the inputs it actually received (the engine's order bound times the sum of |terms| for
+every accumulation, one rounding for elementwise results, the statistics of the norms,
+the exponentials, denominator and quotient of softmax) plus how it amplifies the error
+bounds of its inputs.  From them:
 
-* ``Linear`` / ``Conv2d``: one engine accumulation of n = fan_in products plus the bias as
-  term n + 1 (``functional.linear`` / ``conv2d`` put the bias in the same sum), rounded once
-  to F: ``bound = B * S + A`` with (B, A) from
-  :func:`minifp.bounds.accumulation_bound` (policy forward Accumulation, n, out = F, the F
-  rounding mode) and ``S = |W| |x| + |b|`` (the same layer applied exactly to absolute
-  values of the rounded input and the rounded weights, nudged up by 2**-52 relative).  The
-  local exact reference is itself one float64 rounding of the exact value, so
-  ``2**-53 |local_exact|`` is added.  ``magnitude = max S`` is passed, so a layer whose
-  sums may exceed F's largest value gets a vacuous bound.
-* Elementwise layers (``ReLU``, ``GELU``, ``Tanh``, ``Sigmoid``, ``Dropout``): the value is
-  computed in float64 and rounded once to F: ``bound = u |local_exact| + eta`` (u =
-  :func:`~minifp.bounds.unit_roundoff`, eta = :func:`~minifp.bounds.underflow_error` of F
-  under the F rounding mode; for posits u = ``posit_relative_error`` over
-  [minpos, max |local_exact|] and eta = minpos).  Vacuous when some |local_exact| exceeds
-  F's largest value.
-* Exact layers (``Identity``, ``Flatten``, ``MaxPool2d``, ``PadToSquare``): no rounding on
-  values already in F: bound 0.
-* Every other kind (BatchNorm, LayerNorm, Softmax, AvgPool2d, attention, containers):
-  ``bound = ratio = None`` and ``bound_note`` says no bound is derived for it yet.
-
-``ratio = max(local error / bound)`` (0 where both are 0, ``inf`` where the bound is 0 and
-the error is not).  A vacuous bound: ``bound`` all ``inf``, ``ratio = 0``, ``bound_note``
-says why.
-
-``backward=True``
------------------
-The policy and reference runs also do a backward pass: cross-entropy against ``targets``
-when given, else the seed 1 on every output element (d sum(y) / d y).  Each module output
-passes through an identity op (no rounding, gradient passed on unchanged) that records the
-gradient arriving at it, so the gradients are exactly those of the ordinary backward pass.
-Records then carry ``grad_error`` (policy vs reference gradient w.r.t. the layer's
-output), the gradient arrays, gradient overflow/underflow counts and ``param_grad_errors``
-(one ErrorStats per own parameter).  No local backward error and no backward bound yet.
-Loss scaling is not applied.
+* ``bound`` (local): the layer's ops on the rounded reference input, every input exact,
+  against the real-arithmetic layer; plus the same analysis of the float64 exact run
+  (its own float64 roundings), so that ``|local - local_exact| <= bound``.  Every layer
+  has one, containers included (their ops, bound one after the other).  ``ratio`` =
+  max(local error / bound) (0 where both are 0).  ``bound_formula`` lists the ops;
+  ``bound_note`` says ``vacuous`` (all ``inf``: n u >= 1, a sum that may overflow, an
+  input error reaching a singularity such as a norm's spread) or ``partly vacuous``.
+* ``propagated_bound``: the bound of the policy run against the exact network (the
+  rounding of the input to F and of the float64 masters and buffers to W, then every op)
+  plus that of the reference run, so that ``|output - reference| <= propagated_bound``;
+  ``propagated_ratio`` likewise.  :func:`softmax_bound` carries the bound on the logits
+  through the softmax (an a-priori bound on the lemma's delta).
 
 Capturing module calls does not change :mod:`minifp.nn.module`: during the two runs
 ``Module.__call__`` is temporarily wrapped (restored on exit; not thread-safe), and only the
