@@ -104,7 +104,7 @@ def abs_error(computed, reference) -> np.ndarray:
     a = np.asarray(asnumpy(computed), dtype=np.float64)
     r = np.asarray(asnumpy(reference), dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
-        d = np.abs(a - r)
+        d = np.asarray(np.abs(a - r))
     d[a == r] = 0.0
     d[~np.isfinite(d)] = np.inf
     return d
@@ -495,8 +495,8 @@ def _ratio(err, bound):
     if np.all(np.isinf(bound)):
         return 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        q = err / bound
-    q[(err == 0)] = 0.0
+        q = np.asarray(err / bound)
+    q[(err == 0) | np.isinf(bound)] = 0.0     # an infinite bound holds for any error
     q[np.isnan(q)] = np.inf
     return float(q.max())
 

@@ -150,6 +150,13 @@ def _ftz(fmt) -> bool:
     return not _is_posit(fmt) and not fmt.smallest_subnormal < fmt.smallest_normal
 
 
+def _half(gap):
+    """gap / 2 rounded up: half of float64's smallest gap 2^-1074 is not a float64 number
+    (it would round to 0), so that one stays 2^-1074."""
+    h = gap / 2
+    return np.where((h == 0) & (gap > 0), gap, h)
+
+
 def rounding_error_at(fmt, mode, v) -> np.ndarray:
     """Bound on |R(v) - v| for a rounding R of the known float64 values ``v`` onto
     ``fmt`` in ``mode`` (any mode, stochastic included): RU(v) - RD(v), halved for the
@@ -164,7 +171,7 @@ def rounding_error_at(fmt, mode, v) -> np.ndarray:
         gap = np.where((a > 0) & (a < fmt.smallest_subnormal), fmt.smallest_subnormal, gap)
     else:
         if mode in _NEAREST:
-            gap = gap / 2
+            gap = _half(gap)
         if _ftz(fmt):
             gap = np.where(a < fmt.smallest_normal, np.maximum(gap, fmt.smallest_normal), gap)
     gap = np.where(np.isfinite(a) & (a <= fmt.max) & np.isfinite(gap), gap, np.inf)
@@ -193,7 +200,7 @@ def rounding_error_around(fmt, mode, y) -> np.ndarray:
         gap = np.where((a_ok > 0) & (a_ok <= minpos), np.maximum(gap, minpos), gap)
     else:
         if mode in _NEAREST:
-            gap = gap / 2
+            gap = _half(gap)
         if _ftz(fmt):
             sn = fmt.smallest_normal
             gap = np.where(a_ok <= sn, np.maximum(gap, sn), gap)
@@ -530,7 +537,9 @@ def _softmax_parts(fn, x, axis):
         t = x - m
         v = np.exp(t)
     fmt, mode = _role_fmt(fn, "activations")
-    gap = rounding_error_at(fmt, mode, v)
+    # |R_F(v) - exp(t)|: the rounding of v, plus 2^-1074 for an exp that underflowed in
+    # float64 (v = 0 or subnormal while exp(t) > 0)
+    gap = rounding_error_at(fmt, mode, v) + 2.0 ** -1074
     tpart = 2 * ULP64 * (1 + np.abs(t))                   # float64 x - m and exp: relative
     n = x.shape[axis]
     Sv = np.sum(v + gap, axis=axis, keepdims=True) * (1 + _gamma64(n))
@@ -545,6 +554,20 @@ def _softmax_parts(fn, x, axis):
     return v, gap, eps_s, s_lo, tpart, s_true_lo
 
 
+def _softmax_propagation(x, axis, E, s_true):
+    """min(1, p_i(X) (exp(2 max_row E) - 1)) evaluated in the log domain, so that an
+    exp(x_i - max) below float64's range still counts when exp(2 max E) lifts it."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    z = 2 * np.max(_bcast(E, x.shape), axis=axis, keepdims=True)
+    with np.errstate(all="ignore"):
+        t = x - m
+        log_em1 = np.where(z > 30, z, np.log(np.expm1(z)))    # log(exp(z) - 1)
+        logp = t - np.log(s_true) + log_em1
+        prop = np.exp(logp + 2 * ULP64 * (1 + np.abs(t)) + 8 * U64 * (1 + np.abs(logp)))
+    return np.where(z > 0, np.minimum(prop, 1.0), 0.0)
+
+
 def _rule_softmax(fn, X, E, Y):
     x = X[0]
     axis = fn.axis % x.ndim
@@ -555,9 +578,8 @@ def _rule_softmax(fn, X, E, Y):
         quot = (gap + tpart * v + y_true * eps_s) / s_lo
         local = (rounding_error_around(*_role_fmt(fn, fn.output_role), Y)
                  + U64 * (y_true + quot) + quot)
-        emax = np.max(_bcast(E[0], x.shape), axis=axis, keepdims=True)
         # both softmax values lie in [0, 1]: the difference is at most 1 as well
-        prop = np.minimum(np.minimum(y_true, 1.0) * np.expm1(2 * emax) * (1 + 4 * U64), 1.0)
+        prop = _softmax_propagation(x, axis, E[0], s_true)
     out = local + prop
     return np.where(np.isnan(out), np.inf, out)
 
