@@ -105,31 +105,29 @@ def _input(rng, shape, kind, scale):
     return rng.standard_normal(shape) * scale * (rng.random(shape) < 0.2)
 
 
+def _check_within(where, what, computed, reference, bound, ratio, shown):
+    """error(computed, reference) <= bound elementwise, ratio in [0, 1]; the max ratio."""
+    err = abs_error(computed, reference)
+    assert bound.shape == computed.shape, where
+    bad = ~(err <= bound)
+    assert not bad.any(), (
+        f"{where}: {what} error {err[bad][:4].tolist()} > bound {bound[bad][:4].tolist()}; "
+        f"{shown[0]} {computed[bad][:4].tolist()}, {shown[1]} {reference[bad][:4].tolist()}")
+    assert ratio is not None and 0.0 <= ratio <= 1.0, (where, what, ratio)
+    return _max_ratio(err, bound)
+
+
 def check_records(key, recs, pol):
     lo_max = pr_max = 0.0
     for r in recs:
         where = f"{key} {_pid(pol)} record {r.index} {r.path!r} ({r.kind})"
         if r.bound is not None:
-            err = abs_error(r.local, r.local_exact)
-            assert r.bound.shape == r.local.shape, where
-            bad = ~(err <= r.bound)
-            assert not bad.any(), (
-                f"{where}: local error {err[bad][:4].tolist()} > bound "
-                f"{r.bound[bad][:4].tolist()}; local {r.local[bad][:4].tolist()}, "
-                f"exact {r.local_exact[bad][:4].tolist()}")
-            assert r.ratio is not None and 0.0 <= r.ratio <= 1.0, (where, r.ratio)
-            lo_max = max(lo_max, _max_ratio(err, r.bound))
+            lo_max = max(lo_max, _check_within(where, "local", r.local, r.local_exact, r.bound,
+                                               r.ratio, ("local", "exact")))
         if r.propagated_bound is not None:
-            err = abs_error(r.output, r.reference)
-            assert r.propagated_bound.shape == r.output.shape, where
-            bad = ~(err <= r.propagated_bound)
-            assert not bad.any(), (
-                f"{where}: propagated error {err[bad][:4].tolist()} > bound "
-                f"{r.propagated_bound[bad][:4].tolist()}; output {r.output[bad][:4].tolist()}"
-                f", reference {r.reference[bad][:4].tolist()}")
-            assert r.propagated_ratio is not None and 0.0 <= r.propagated_ratio <= 1.0, \
-                (where, r.propagated_ratio)
-            pr_max = max(pr_max, _max_ratio(err, r.propagated_bound))
+            pr_max = max(pr_max, _check_within(where, "propagated", r.output, r.reference,
+                                               r.propagated_bound, r.propagated_ratio,
+                                               ("output", "reference")))
     old = RATIOS.get(key, (0.0, 0.0, 0))
     RATIOS[key] = (max(old[0], lo_max), max(old[1], pr_max), old[2] + len(recs))
 
