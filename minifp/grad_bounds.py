@@ -46,32 +46,16 @@ from __future__ import annotations
 import numpy as np
 
 from .formats import get_format
-from .op_bounds import (EXACT_POLICY, U64, _accumulated, _apriori, _bcast, _f64, _SAFETY,
-                        rounding_error_around, rounding_error_at)
+from .op_bounds import (U64, _accumulated, _apriori, _bcast, _f64, _SAFETY,
+                        exact_clone, rounding_error_around, rounding_error_at)
 
 __all__ = ["GradPropagation", "GRAD_RULES"]
-
-
-def _exact_clone(fn, saved=None):
-    """A copy of ``fn`` under float64 with exact accumulation (same attributes), whose
-    saved arrays may be replaced."""
-    g = object.__new__(type(fn))
-    g.__dict__.update({k: v for k, v in vars(fn).items() if k != "backward"})
-    g.policy = EXACT_POLICY
-    g.fwd_acc = EXACT_POLICY.accumulation("forward")
-    g.bwd_acc = EXACT_POLICY.accumulation("backward")
-    g.rng = None
-    if "sink" in g.__dict__:      # the inspection tap: do not overwrite what it recorded
-        g.sink = type("Sink", (), {})()
-    if saved:
-        g.__dict__.update(saved)
-    return g
 
 
 def _run_backward(fn, g, saved=None):
     """The op's backward on float64 ``g`` (and replaced saved arrays), float64 exact."""
     with np.errstate(all="ignore"):
-        out = _exact_clone(fn, saved).backward(np.asarray(g, dtype=np.float64))
+        out = exact_clone(fn, saved).backward(np.asarray(g, dtype=np.float64))
     out = out if isinstance(out, tuple) else (out,)
     return [None if o is None else np.abs(_f64(o)) * (1 + 2.0 ** -52) for o in out]
 
@@ -183,8 +167,11 @@ def _rule_unary(c, EG, fwd):
     fmt, mode, _ = _role(fn, 0)
     # float64 evaluation of g * f': a few roundings, with cancellation inside f' (1 - y^2,
     # y (1 - y), cdf + x pdf) bounded by the magnitudes of its parts
-    aux = {"tanh": _f64(c.output) ** 2 if op == "tanh" else 0.0,
-           "gelu": np.abs(_f64(c.inputs[0])) if op == "gelu" else 0.0}.get(op, 0.0)
+    aux = 0.0
+    if op == "tanh":
+        aux = _f64(c.output) ** 2
+    elif op == "gelu":
+        aux = np.abs(_f64(c.inputs[0]))
     local = rounding_error_around(fmt, mode, GX) + 8 * U64 * np.abs(G) * (d + 1 + aux)
     if op in ("neg", "quantize"):
         local = np.where(np.abs(GX) == np.abs(G), 0.0, local)
@@ -241,7 +228,7 @@ def _rule_index(c, EG, fwd):
     fn = c.fn
     saved = dict(c.saved or {})
     prop = _run_backward(fn, EG, saved)
-    exact = _exact_clone(fn, saved).backward(_f64(c.grad_in))
+    exact = exact_clone(fn, saved).backward(_f64(c.grad_in))
     exact = exact if isinstance(exact, tuple) else (exact,)
     S = _run_backward(fn, np.abs(_f64(c.grad_in)), saved)
     out = []
@@ -288,7 +275,7 @@ def _rule_max_pool(c, EG, fwd):
     eg = _bcast(EG, G.shape)
     unc = np.abs(G) + eg
     terms_err = np.where(certain[..., None], np.where(at, eg[..., None], 0.0), unc[..., None])
-    clone = _exact_clone(fn)
+    clone = exact_clone(fn)
     prop = np.abs(_f64(clone._scatter(terms_err)))
     S = np.abs(_f64(clone._scatter(np.where(at, np.abs(G)[..., None], 0.0))))
     GX = _f64(c.grad_out[0])
@@ -302,7 +289,7 @@ def _rule_avg_pool(c, EG, fwd):
     fmt, mode, role = _role(fn, 0)
     share = G / k
     err = rounding_error_at(fmt, mode, share) + U64 * np.abs(share) + _bcast(EG, G.shape) / k
-    clone = _exact_clone(fn)
+    clone = exact_clone(fn)
     ones = np.ones(share.shape + (k,))
     prop = np.abs(_f64(clone._scatter(err[..., None] * ones)))
     S = np.abs(_f64(clone._scatter((np.abs(share) + err)[..., None] * ones)))
@@ -343,6 +330,26 @@ def _rule_softmax(c, EG, fwd):
     GX = _f64(c.grad_out[0])
     return [rounding_error_around(fmt, mode, GX) + 3 * U64 * np.abs(Y) * inner
             + EY * inner + np.abs(Y) * (EG + E_d) + EY * (EG + E_d)]
+
+
+def _norm_param_grads(c, G, EG, xhat, e_xh):
+    """Bounds of ggamma = engine sum of g xhat and gbeta = engine sum of g over the
+    parameter axes (None where not computed), |xhat - xhat*| <= e_xh."""
+    fn = c.fn
+    pax = tuple(fn.param_axes)
+    n = int(np.prod([G.shape[a] for a in pax])) if pax else 1
+    grow = 1 + 2 * n * U64
+    aG, ax = np.abs(G), np.abs(xhat)
+    out = []
+    for i, (terms, eterms) in ((1, (aG * ax, aG * e_xh + EG * (ax + e_xh))), (2, (aG, EG))):
+        if len(c.grad_out) <= i or c.grad_out[i] is None:
+            out.append(None)
+            continue
+        GX = _f64(c.grad_out[i])
+        S = (np.sum(terms, axis=pax) * grow).reshape(GX.shape)
+        Et = (np.sum(eterms, axis=pax) * grow).reshape(GX.shape)
+        out.append(_accumulated(fn, GX, n, S, fn.grad_role(i), "backward") + Et)
+    return out
 
 
 def _rule_norm_batch(c, EG, fwd):
@@ -396,21 +403,7 @@ def _rule_norm_batch(c, EG, fwd):
         GX = _f64(c.grad_out[0])
         out[0] = (rounding_error_around(fmt_b, mode_b, GX) + scale * e_inner
                   + e_scale * (inner + e_inner) + 2 * U64 * scale * inner)
-    for i in (1, 2):
-        if len(c.grad_out) <= i or c.grad_out[i] is None:
-            continue
-        GX = _f64(c.grad_out[i])
-        _, _, role = _role(fn, i)
-        pax = tuple(fn.param_axes)
-        n = int(np.prod([G.shape[a] for a in pax])) if pax else 1
-        if i == 1:
-            terms, eterms = aG * ax, aG * e_xh + EG * (ax + e_xh)
-        else:
-            terms, eterms = aG, EG
-        grow = 1 + 2 * n * U64
-        S = (np.sum(terms, axis=pax) * grow).reshape(GX.shape)
-        Et = (np.sum(eterms, axis=pax) * grow).reshape(GX.shape)
-        out[i] = _accumulated(fn, GX, n, S, role, "backward") + Et
+    out[1], out[2] = _norm_param_grads(c, G, EG, xhat, e_xh)
     return out
 
 
@@ -444,29 +437,13 @@ def _rule_batch_norm_eval(c, EG, fwd):
     e_xh = (rounding_error_around(fmt_f, mode_f, xhat) + 2 * U64 * d * istd
             + (ex + erm) * (istd + e_r) + d * e_r)
     aG = np.abs(G)
-    out = []
-    for i, gx in enumerate(c.grad_out):
-        if gx is None:
-            out.append(None)
-            continue
-        GX = _f64(gx)
-        fmt, mode, role = _role(fn, i)
-        if i == 0:
-            g_abs = np.abs(gam)
-            out.append(rounding_error_around(fmt, mode, GX) + 3 * U64 * aG * g_abs * istd
-                       + aG * (g_abs * e_r + egam * (istd + e_r))
-                       + EG * (g_abs + egam) * (istd + e_r))
-            continue
-        axes = tuple(fn.param_axes)
-        n = int(np.prod([G.shape[a] for a in axes]))
-        if i == 1:
-            terms, eterms = aG * np.abs(xhat), aG * e_xh + EG * (np.abs(xhat) + e_xh)
-        else:
-            terms, eterms = aG, EG
-        S = np.sum(terms, axis=axes) * (1 + 2 * n * U64)
-        E = np.sum(eterms, axis=axes) * (1 + 2 * n * U64)
-        S, E = S.reshape(GX.shape), E.reshape(GX.shape)
-        out.append(_accumulated(fn, GX, n, S, role, "backward") + E)
+    out = [None] + _norm_param_grads(c, G, EG, xhat, e_xh)
+    if c.grad_out[0] is not None:
+        fmt, mode, _ = _role(fn, 0)
+        g_abs = np.abs(gam)
+        out[0] = (rounding_error_around(fmt, mode, _f64(c.grad_out[0]))
+                  + 3 * U64 * aG * g_abs * istd + aG * (g_abs * e_r + egam * (istd + e_r))
+                  + EG * (g_abs + egam) * (istd + e_r))
     return out
 
 

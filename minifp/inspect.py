@@ -75,7 +75,7 @@ from .autograd import Function, Tensor, enable_grad, no_grad, trace
 from .backend import asnumpy
 from .nn.module import Module
 from .grad_bounds import GradPropagation
-from .op_bounds import EXACT_POLICY, Propagation, record_calls
+from .op_bounds import EXACT_POLICY, Propagation, record_calls, softmax_propagation
 
 __all__ = ["ErrorStats", "LayerRecord", "step", "inspect", "first_overflow",
            "format_table", "EXACT_POLICY", "softmax_bound"]
@@ -474,17 +474,19 @@ def softmax_bound(logits, bound) -> np.ndarray:
     last axis) given |l - l*| <= ``bound``: softmax is shift-invariant and
     p_i(l*) / p_i(l) lies in [exp(-2 m), exp(2 m)], m = max over the row of ``bound``,
     so the difference is at most p_i(l) (exp(2 m) - 1), and at most 1 (both lie in
-    [0, 1]); p(l) is evaluated in float64 (+ 2^-49 for that evaluation).  ``inf`` for
-    rows with non-finite logits or bounds."""
+    [0, 1]) (:func:`minifp.op_bounds.softmax_propagation`, in the log domain); + 2^-49
+    for the float64 evaluation of the softmax itself.  ``inf`` for rows with non-finite
+    logits or bounds."""
     z = np.asarray(logits, dtype=np.float64)
     z = z.reshape(z.shape[0], -1)
     b = np.broadcast_to(np.asarray(bound, dtype=np.float64), z.shape if np.ndim(bound) == 0
                         else np.shape(bound)).reshape(z.shape)
     with np.errstate(all="ignore"):
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        p = e / e.sum(axis=1, keepdims=True)
+        s = np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True) * (
+            1 - 4 * z.shape[1] * 2.0 ** -53)               # a lower bound on the exact sum
+        out = np.minimum((softmax_propagation(z, 1, b, s) + 2.0 ** -49) * (1 + 2.0 ** -48),
+                         1.0)
         m = b.max(axis=1, keepdims=True)
-        out = np.minimum((p * np.expm1(2 * m) + 2.0 ** -49) * (1 + 2.0 ** -48), 1.0)
     bad = ~np.all(np.isfinite(z), axis=1, keepdims=True) | ~np.isfinite(m)
     return np.where(bad | np.isnan(out), np.inf, out)
 

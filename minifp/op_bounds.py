@@ -70,7 +70,8 @@ from .backend import asnumpy
 from .formats import Rounding, get_format, parse_rounding
 
 __all__ = ["OpCall", "record_calls", "Propagation", "rounding_error_at",
-           "rounding_error_around", "abs_matmul", "RULES", "EXACT_POLICY"]
+           "rounding_error_around", "abs_matmul", "RULES", "EXACT_POLICY", "exact_clone",
+           "softmax_propagation"]
 
 #: float64 for every role, exact (Kulisch) accumulation: the exact reference of a layer.
 EXACT_POLICY = _prec.Precision(
@@ -327,12 +328,11 @@ def _rule_matmul(fn, X, E, Y):
 
 
 def _conv_abs(x, w, fn):
-    from .functional.conv import im2col  # noqa: PLC0415
+    """Upper bound on the exact conv2d of |x| and |w| (no bias)."""
+    from .functional.conv import im2col_rows  # noqa: PLC0415
     n = x.shape[0]
-    co, ci, kh, kw = w.shape
-    cols = im2col(np.abs(x), (kh, kw), fn.stride, fn.padding)
-    oh, ow = cols.shape[-2:]
-    xc = cols.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, ci * kh * kw)
+    co, _, kh, kw = w.shape
+    xc, (oh, ow) = im2col_rows(np.abs(x), (kh, kw), fn.stride, fn.padding)
     r = abs_matmul(xc, np.abs(w).reshape(co, -1).T)
     return r.reshape(n, oh, ow, co).transpose(0, 3, 1, 2)
 
@@ -374,14 +374,29 @@ def _rule_div(fn, X, E, Y):
     return _out_rounding(fn, Y) + U64 * q + prop
 
 
+def exact_clone(fn, saved=None):
+    """A copy of the Function ``fn`` (same attributes) under :data:`EXACT_POLICY`:
+    float64 values, exact accumulation, no random stream; ``saved`` replaces saved
+    arrays.  Running its forward or backward on other arrays (absolute values, error
+    bounds) leaves ``fn`` and what the inspection tap recorded untouched."""
+    g = object.__new__(type(fn))
+    g.__dict__.update({k: v for k, v in vars(fn).items() if k != "backward"})
+    g.policy = EXACT_POLICY
+    g.fwd_acc = EXACT_POLICY.accumulation("forward")
+    g.bwd_acc = EXACT_POLICY.accumulation("backward")
+    g.rng = None
+    if "sink" in g.__dict__:      # the inspection tap: do not overwrite what it recorded
+        g.sink = type("Sink", (), {})()
+    if saved:
+        g.__dict__.update(saved)
+    return g
+
+
 def _rule_index(fn, X, E, Y):
     """Exact index maps (reshape, transpose, concat, getitem, the inspection tap), neg
     and dropout: the op itself applied to E in float64, plus one output rounding where
     Y is not the float64 value."""
-    g = object.__new__(type(fn))
-    g.__dict__.update(fn.__dict__)
-    g.policy = EXACT_POLICY
-    g.rng = None
+    g = exact_clone(fn)
     Es = [_bcast(e, x.shape).copy() for e, x in zip(E, X)]
     Xs = list(X)
     if fn.op_name == "dropout":        # the mask input carries no error, keep it
@@ -483,10 +498,8 @@ def _rule_quantize(fn, X, E, Y):
 
 
 def _windows(fn, a, pad):
-    from .functional.conv import im2col  # noqa: PLC0415
-    cols = im2col(a, fn.kernel, fn.stride, fn.padding, pad)
-    n, c, kh, kw, oh, ow = cols.shape
-    return cols.transpose(0, 1, 4, 5, 2, 3).reshape(n, c, oh, ow, kh * kw)
+    """The pooling windows of ``a`` as the pool op cuts them: (N, C, OH, OW, kh*kw)."""
+    return exact_clone(fn)._windows(a, pad)
 
 
 def _rule_max_pool(fn, X, E, Y):
@@ -554,7 +567,7 @@ def _softmax_parts(fn, x, axis):
     return v, gap, eps_s, s_lo, tpart, s_true_lo
 
 
-def _softmax_propagation(x, axis, E, s_true):
+def softmax_propagation(x, axis, E, s_true):
     """min(1, p_i(X) (exp(2 max_row E) - 1)) evaluated in the log domain, so that an
     exp(x_i - max) below float64's range still counts when exp(2 max E) lifts it."""
     m = np.max(x, axis=axis, keepdims=True)
@@ -579,7 +592,7 @@ def _rule_softmax(fn, X, E, Y):
         local = (rounding_error_around(*_role_fmt(fn, fn.output_role), Y)
                  + U64 * (y_true + quot) + quot)
         # both softmax values lie in [0, 1]: the difference is at most 1 as well
-        prop = _softmax_propagation(x, axis, E[0], s_true)
+        prop = softmax_propagation(x, axis, E[0], s_true)
     out = local + prop
     return np.where(np.isnan(out), np.inf, out)
 

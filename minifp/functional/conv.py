@@ -73,6 +73,17 @@ def im2col(x, kernel, stride=1, padding=0, pad_value=0.0):
     return cols
 
 
+def im2col_rows(x, kernel, stride, padding):
+    """The patches of ``x`` (N, C, H, W) as rows: (N*OH*OW, C*kh*kw), one row per output
+    position in (N, OH, OW) order, columns in (C, kh, kw) order (the weight's layout);
+    and (OH, OW)."""
+    n, c = x.shape[:2]
+    kh, kw = _pair(kernel, "kernel")
+    cols = im2col(x, (kh, kw), stride, padding)                  # (N, C, kh, kw, OH, OW)
+    oh, ow = cols.shape[-2:]
+    return cols.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, c * kh * kw), (oh, ow)
+
+
 def col2im_terms(cols, shape, stride, padding):
     """Place window contributions ``cols`` (N, C, kh, kw, OH, OW) at their input positions:
     returns (N, C, H, W, kh*kw), zero where a window position does not cover the input.
@@ -129,9 +140,7 @@ class Conv2d(Function):
         xp = array_module(x, w)
         n = x.shape[0]
         co, ci, kh, kw = w.shape
-        cols = im2col(x, (kh, kw), self.stride, self.padding)     # (N, C, kh, kw, OH, OW)
-        oh, ow = cols.shape[-2:]
-        xc = cols.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, ci * kh * kw)
+        xc, (oh, ow) = im2col_rows(x, (kh, kw), self.stride, self.padding)
         wc = w.reshape(co, ci * kh * kw).T
         if b is not None:  # bias = last term of the accumulation
             xc, wc = append_bias(xc, wc, b)
@@ -149,8 +158,7 @@ class Conv2d(Function):
         ph, pw = self.padding
         gx = gw = gb = None
         if self.needs_input_grad[1]:
-            cols = im2col(x, (kh, kw), self.stride, self.padding)
-            xc = cols.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, ci * kh * kw)
+            xc, _ = im2col_rows(x, (kh, kw), self.stride, self.padding)
             g2 = g.transpose(1, 0, 2, 3).reshape(co, n * oh * ow)
             gw = engine_matmul(self, g2, xc, "backward", self.grad_role(1)).reshape(w.shape)
         if len(self.inputs) > 2 and self.needs_input_grad[2]:
