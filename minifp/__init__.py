@@ -13,9 +13,10 @@ Public names:
 * :class:`Tensor`, :class:`Parameter`, :func:`no_grad` (reverse-mode autodiff whose ops
   round their outputs to the role formats of the policy in force);
 * :mod:`minifp.functional` (ops) and :mod:`minifp.nn` (layers, ``model.to(policy)``);
-* :mod:`minifp.bounds` (u, gamma_n, the a-priori bound of each accumulation order).
+* :mod:`minifp.theory` (u, gamma_n, the a-priori bound of each accumulation order, the
+  bounds of every op and gradient, the lemma).
 """
-from . import bounds, functional, nn
+from . import functional, nn, theory
 from .accumulate import Accumulation
 from .autograd import Parameter, Tensor, no_grad
 from .formats import FloatFormat, Format, PositFormat, Rounding, get_format, round_to
@@ -24,4 +25,4 @@ from .precision import Precision, get_precision, use
 __version__ = "0.1.0"
 __all__ = ["Format", "FloatFormat", "PositFormat", "Rounding", "get_format", "round_to",
            "Accumulation", "Precision", "get_precision", "use", "Tensor", "Parameter",
-           "no_grad", "functional", "nn", "bounds", "__version__"]
+           "no_grad", "functional", "nn", "theory", "__version__"]

@@ -32,7 +32,7 @@ Runs and errors
 
 A-priori bounds (componentwise, computed on the data)
 ----------------------------------------------------
-Every op of a run is bounded by its rule in :mod:`minifp.op_bounds`: its own roundings on
+Every op of a run is bounded by its rule in :mod:`minifp.theory.ops`: its own roundings on
 the inputs it actually received (the engine's order bound times the sum of |terms| for
 every accumulation, one rounding for elementwise results, the statistics of the norms,
 the exponentials, denominator and quotient of softmax) plus how it amplifies the error
@@ -68,14 +68,14 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import bounds as _bounds
+from .theory import accumulation as _bounds
 from . import precision as _prec
 from .accumulate.spec import Accumulation
 from .autograd import Function, Tensor, enable_grad, no_grad, trace
 from .backend import asnumpy
 from .nn.module import Module
-from .grad_bounds import GradPropagation
-from .op_bounds import EXACT_POLICY, Propagation, record_calls, softmax_propagation
+from .theory.gradients import GradPropagation
+from .theory.ops import EXACT_POLICY, Propagation, record_calls, softmax_propagation
 
 __all__ = ["ErrorStats", "LayerRecord", "step", "inspect", "first_overflow",
            "format_table", "EXACT_POLICY", "softmax_bound"]
@@ -442,7 +442,7 @@ def _local_bound(lcalls, lo, ecalls, ex):
     for c in lcalls:
         if c.op not in ops:
             ops.append(c.op)
-    formula = "op by op (minifp.op_bounds): " + ", ".join(ops) if ops else "no ops: exact"
+    formula = "op by op (minifp.theory.ops): " + ", ".join(ops) if ops else "no ops: exact"
     missing = sorted(set(lp.notes) | set(ep.notes))
     note = ""
     if missing:
@@ -474,7 +474,7 @@ def softmax_bound(logits, bound) -> np.ndarray:
     last axis) given |l - l*| <= ``bound``: softmax is shift-invariant and
     p_i(l*) / p_i(l) lies in [exp(-2 m), exp(2 m)], m = max over the row of ``bound``,
     so the difference is at most p_i(l) (exp(2 m) - 1), and at most 1 (both lie in
-    [0, 1]) (:func:`minifp.op_bounds.softmax_propagation`, in the log domain); + 2^-49
+    [0, 1]) (:func:`minifp.theory.ops.softmax_propagation`, in the log domain); + 2^-49
     for the float64 evaluation of the softmax itself.  ``inf`` for rows with non-finite
     logits or bounds."""
     z = np.asarray(logits, dtype=np.float64)

@@ -1,4 +1,4 @@
-"""The a-priori bounds of ``minifp.bounds`` hold: for the scalar references of
+"""The a-priori bounds of ``minifp.theory.accumulation`` hold: for the scalar references of
 test_accumulate_reference.py (independent of the engine) and for the engine itself,
 |computed - exact| <= Bound.value(sum |x_i y_i|), measured exactly with Fractions.
 Also: u, gamma_n, and the posit relative error checked value by value.
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from exact_reference import posit_values, reference_round
 from minifp.accumulate import Accumulation, dot, matmul
 from minifp.accumulate import sum as acc_sum
-from minifp.bounds import (Bound, accumulation_bound, gamma, posit_relative_error,
+from minifp.theory.accumulation import (Bound, accumulation_bound, gamma, posit_relative_error,
                            unit_roundoff, underflow_error)
 from minifp.formats import get_format
 from test_accumulate_reference import _seed, ref_accumulate, values_in

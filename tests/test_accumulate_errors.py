@@ -7,7 +7,7 @@ import pytest
 
 from minifp.accumulate import Accumulation, dot, matmul, parse_order
 from minifp.accumulate import sum as acc_sum
-from minifp.bounds import accumulation_bound
+from minifp.theory.accumulation import accumulation_bound
 
 
 @pytest.mark.parametrize("xs,ys", [((3, 4), (5, 2)), ((2, 3, 4), (2, 5, 6)), ((4,), (3,)),

@@ -1,4 +1,4 @@
-"""`minifp bounds`: the error-bound calculator (minifp.bounds_cli)."""
+"""`minifp bounds`: the error-bound calculator (minifp.cli.bounds)."""
 import json
 import math
 
@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from minifp.accumulate.spec import Accumulation
-from minifp.bounds import accumulation_bound, gamma, unit_roundoff
-from minifp.bounds_cli import higham_mary, largest_n, order_k
+from minifp.theory.accumulation import accumulation_bound, gamma, unit_roundoff
+from minifp.cli.bounds import higham_mary, largest_n, order_k
 from minifp.cli import main
 
 

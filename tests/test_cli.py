@@ -1,4 +1,4 @@
-"""The `minifp` command line (click.testing.CliRunner) and minifp.exactparse."""
+"""The `minifp` command line (click.testing.CliRunner) and minifp.formats.exactparse."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from minifp import __version__
 from minifp.cli import main
-from minifp.exactparse import neighbours, parse_exact, parse_real, round_to_odd, to_float64
+from minifp.formats.exactparse import neighbours, parse_exact, parse_real, round_to_odd, to_float64
 from minifp.formats import MODE_NAMES, get_format, named_formats
 
 

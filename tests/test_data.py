@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from minifp.data import (DEFAULT_DATASET, Dataset, batches, dataset_dir, import_dataset,
                          list_datasets, load_dataset, num_batches, synthetic)
-from minifp.data.cli import data as data_group
+from minifp.cli.data import data as data_group
 from minifp.data.datasets import write_h5
 from minifp.data.importers import read_idx
 from minifp.errors import UserError

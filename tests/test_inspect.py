@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from minifp import bounds, precision
+from minifp import precision
+from minifp.theory import accumulation as bounds
 from minifp import functional as F
 from minifp.autograd import Tensor, no_grad
 from minifp.data import load_dataset

@@ -1,4 +1,4 @@
-"""minifp.lemma: the classification tolerance Gamma, the error delta, the 16-bit paper's lemma."""
+"""minifp.theory.lemma: the classification tolerance Gamma, the error delta, the 16-bit paper's lemma."""
 from fractions import Fraction
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minifp.lemma import error, guaranteed, guaranteed_strict, lemma_report, tolerance
+from minifp.theory.lemma import error, guaranteed, guaranteed_strict, lemma_report, tolerance
 
 
 def _softmax(z):

@@ -1,4 +1,4 @@
-"""Property tests of :mod:`minifp.op_bounds`: the componentwise bound of every op holds.
+"""Property tests of :mod:`minifp.theory.ops`: the componentwise bound of every op holds.
 
 For each op, on small inputs drawn by Hypothesis (shapes, magnitudes from 1e-4 to 1e3,
 mixed magnitudes, cancellation, values near the format's underflow, values on a grid
@@ -40,7 +40,7 @@ from minifp import functional as F
 from minifp.autograd import Tensor
 from minifp.formats import MODE_NAMES, get_format
 from minifp.inspect import EXACT_POLICY, abs_error
-from minifp.op_bounds import (Propagation, record_calls, rounding_error_at,
+from minifp.theory.ops import (Propagation, record_calls, rounding_error_at,
                               rounding_error_around)
 from minifp.precision import get_precision, use
 

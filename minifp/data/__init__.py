@@ -7,7 +7,7 @@
 * :func:`batches` (seeded shuffle, one epoch per call, last partial batch kept);
 * :func:`import_dataset` (``mnist``, ``fashion-mnist``, ``cifar10``, ``svhn``).
 
-The ``minifp data`` commands live in :mod:`minifp.data.cli`.
+The ``minifp data`` commands live in :mod:`minifp.cli.data`.
 """
 from .batching import batches, num_batches
 from .datasets import (DEFAULT_DATASET, SHIPPED, Dataset, dataset_dir, known_names,

@@ -56,7 +56,7 @@ __all__ = ["tolerance", "error", "guaranteed", "guaranteed_strict", "lemma_repor
 def _as_rows(a, name):
     """``a`` as a float64 NumPy array of shape (N, C), and the leading shape to restore."""
     try:
-        from .backend import asnumpy
+        from ..backend import asnumpy
         a = asnumpy(a)
     except Exception:  # pragma: no cover - asnumpy handles NumPy and CuPy arrays
         pass

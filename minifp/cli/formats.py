@@ -1,13 +1,12 @@
-"""The ``minifp`` command line.
+"""``minifp formats``: list the named formats, show one (every code up to 8 bits), round numbers.
 
 ::
 
-    minifp --version
     minifp formats [--json]                        every named format, one line each
     minifp formats show NAME [--json]              all properties (+ every code, <= 8 bits)
     minifp formats round NAME VALUE... [--mode M] [--seed S]
 
-Values typed on the command line are read exactly (see :mod:`minifp.exactparse`),
+Values typed on the command line are read exactly (see :mod:`minifp.formats.exactparse`),
 so ``round`` shows the correctly rounded value of the number as written.
 Errors in what the user typed (unknown format, impossible parameters, unknown
 mode, a value that is not a number) print one line ``minifp: error: ...`` on
@@ -25,48 +24,12 @@ from fractions import Fraction
 import click
 import numpy as np
 
-from . import __version__
-from .errors import CLIError, one_line
-from .exactparse import parse_exact, parse_real, to_float64
-from .formats import MODE_NAMES, Rounding, get_format, named_formats, parse_rounding
+from ..errors import CLIError
+from ..formats.exactparse import parse_exact, parse_real, to_float64
+from ..formats import MODE_NAMES, Rounding, get_format, named_formats, parse_rounding
 
 SPELLINGS = "eXmY[bB][fn|fnuz|finite][:sat][:ftz] and posit(N,ES)"
 TABLE_MAX_BITS = 8  # `formats show` lists every code up to this width
-
-
-# ---- errors ----------------------------------------------------------------------
-_one_line = one_line
-
-
-class _MinifpGroup(click.Group):
-    """Top-level group: turns ValueError into CLIError and usage errors into one line."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except ValueError as err:
-            raise CLIError(str(err)) from None
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
-             **extra):
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, False, **extra)
-        try:
-            rv = super().main(args, prog_name, complete_var, False, **extra)
-        except click.exceptions.NoArgsIsHelpError as err:  # bare `minifp`: show the help
-            err.show()
-            sys.exit(err.exit_code)
-        except click.UsageError as err:
-            hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
-            click.echo(f"minifp: error: {_one_line(err.format_message())}{hint}", err=True)
-            sys.exit(err.exit_code)
-        except click.ClickException as err:
-            err.show()
-            sys.exit(err.exit_code)
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
-        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 # ---- number and code formatting -------------------------------------------------
@@ -209,14 +172,7 @@ def _format_record(name, fmt, note) -> dict:
 
 
 # ---- commands -------------------------------------------------------------------
-@click.group(cls=_MinifpGroup)
-@click.version_option(__version__, "--version", prog_name="minifp",
-                      message="%(prog)s %(version)s")
-def main():
-    """minifp: low-precision numerics with explicit formats, rounding and accumulation."""
-
-
-@main.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @click.pass_context
 def formats(ctx, as_json):
@@ -409,33 +365,3 @@ def _rel_error(q, r: float) -> str:
         return "0" if r == 0 else "inf"
     err = abs(Fraction(r) - q) / abs(q)
     return "0" if err == 0 else f"{float(err):.3e}"
-
-
-
-
-def _register_training_commands():
-    from .cli_train import register
-    register(main)
-
-
-_register_training_commands()
-
-
-def _register_bounds_command():
-    from .bounds_cli import bounds_command
-    main.add_command(bounds_command)
-
-
-_register_bounds_command()
-
-
-def _register_inspect_command():
-    from .cli_inspect import inspect_command
-    main.add_command(inspect_command)
-
-
-_register_inspect_command()
-
-
-if __name__ == "__main__":
-    main()

@@ -6,7 +6,7 @@
                    [--dataset NAME|PATH] [--samples 512] [--seed 0] [--step] [--backward]
                    [--json FILE] [--plot FILE.png]
 
-A thin layer over :func:`minifp.inspect.step` and :func:`minifp.lemma.lemma_report`:
+A thin layer over :func:`minifp.inspect.step` and :func:`minifp.theory.lemma.lemma_report`:
 
 * the network is built with :func:`minifp.nn.zoo.build_model` from ``--seed`` for the
   dataset's input shape and classes, or rebuilt from ``--checkpoint`` (its net, dataset
@@ -22,7 +22,7 @@ A thin layer over :func:`minifp.inspect.step` and :func:`minifp.lemma.lemma_repo
 * a summary: the lemma of the 16-bit paper on the softmax outputs (a float64 softmax of
   the root record's logits, for the reference and the policy run): samples with
   Gamma >= 2 delta (agreement guaranteed), samples whose predictions agree / differ
-  (:func:`minifp.lemma.lemma_report`'s definition: ties in the policy's output go to the
+  (:func:`minifp.theory.lemma.lemma_report`'s definition: ties in the policy's output go to the
   reference's class), guaranteed-but-differ (always 0), and the first layer where an
   overflow or a non-finite value appears (:func:`minifp.inspect.first_overflow`).
 
@@ -36,21 +36,15 @@ import math
 import click
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
+from .checks import (check_out_file, check_plot_path, check_seed, require_matplotlib,
+                     write_text)
 
-PLOT_MISSING = "--plot needs matplotlib: pip install -e '.[plot]'"
 PROMPT = "[Enter] next  p stats  q quit"
 SOFTMAX_NOTE = "float64 softmax of the root's logits, reference and policy run alike"
 
 
 # ---------------------------------------------------------------------------- helpers
-def _require_matplotlib():
-    try:
-        import matplotlib  # noqa: F401, PLC0415
-    except ImportError:
-        raise UserError(PLOT_MISSING) from None
-
-
 def softmax64(logits) -> np.ndarray:
     """Row-wise softmax in float64 (max subtracted first); non-finite logits give NaN rows
     (never guaranteed by the lemma, counted as disagreement)."""
@@ -165,7 +159,7 @@ def _describe(values) -> str:
 
 def layer_stats(rec, grad_rec=None) -> str:
     """The ``p`` summary of one record: its output, the reference, the errors, counts."""
-    from .inspect import abs_error  # noqa: PLC0415
+    from ..inspect import abs_error  # noqa: PLC0415
     lines = [f"-- {rec.path or '(model)'} ({rec.kind}), output {tuple(rec.output_shape)}, "
              f"policy {rec.policy}"]
     if rec.output is None or rec.reference is None:
@@ -249,15 +243,15 @@ def _overflow_text(rec) -> str:
 # ---------------------------------------------------------------------------- setup
 def _load(net, checkpoint, dataset, seed):
     """(model, data, description) -- built from the seed or rebuilt from a checkpoint."""
-    from .data import load_dataset  # noqa: PLC0415
-    from .nn.zoo import build_model  # noqa: PLC0415
+    from ..data import load_dataset  # noqa: PLC0415
+    from ..nn.zoo import build_model  # noqa: PLC0415
     if checkpoint is None:
         data = load_dataset(dataset)
         name = net or "mlp"
         model = build_model(name, data.input_shape, data.classes, seed=seed)
         return model, data, f"{name.strip().lower()} (seed {seed}, untrained)"
-    from .checkpoint import load_checkpoint, restore  # noqa: PLC0415
-    from .precision import Precision  # noqa: PLC0415
+    from ..checkpoint import load_checkpoint, restore  # noqa: PLC0415
+    from ..precision import Precision  # noqa: PLC0415
     ckpt = load_checkpoint(checkpoint)
     saved = (ckpt.get("extra") or {}).get("config") or {}
     if "net" not in saved:
@@ -281,8 +275,8 @@ def _load(net, checkpoint, dataset, seed):
 
 def _summary(records, labels):
     """The lemma summary over the samples (from the root record) and the first overflow."""
-    from .inspect import first_overflow, softmax_bound  # noqa: PLC0415
-    from .lemma import lemma_report, tolerance  # noqa: PLC0415
+    from ..inspect import first_overflow, softmax_bound  # noqa: PLC0415
+    from ..theory.lemma import lemma_report, tolerance  # noqa: PLC0415
     root = [r for r in records if r.depth == 0][-1]
     p_ref, p_low = softmax64(root.reference), softmax64(root.output)
     rep = lemma_report(p_ref, p_low)
@@ -349,7 +343,7 @@ def _summary_text(s, first, policy, reference) -> str:
 
 
 def _quit_text(seen) -> str:
-    from .inspect import first_overflow  # noqa: PLC0415
+    from ..inspect import first_overflow  # noqa: PLC0415
     lines = [f"quit after {len(seen)} layer record(s); the lemma summary needs the logits "
              f"(the last record) and was not reached."]
     if seen:
@@ -478,13 +472,12 @@ def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, s
     """Step through a network layer by layer under a precision policy against a float64
     reference: a table of errors, a-priori bounds and overflows per layer, then how many
     samples the lemma Gamma >= 2 delta guarantees and how many actually agree."""
-    from .inspect import step  # noqa: PLC0415
-    from .precision import get_precision  # noqa: PLC0415
+    from ..inspect import step  # noqa: PLC0415
+    from ..precision import get_precision  # noqa: PLC0415
 
-    from .cli_train import check_out_file, check_plot_path, check_seed  # noqa: PLC0415
 
     if plot_path is not None:
-        _require_matplotlib()
+        require_matplotlib()
         check_plot_path(plot_path)
     check_out_file(json_path, "--json")
     if samples < 1:
@@ -590,7 +583,6 @@ def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, s
 
 
 def _write_json(path, doc):
-    from .cli_train import write_text  # noqa: PLC0415
     write_text(path, json.dumps(_jsonable(doc), indent=2) + "\n", "--json")
 
 

@@ -23,7 +23,7 @@ there is ``inf``.  Posits never round to 0 and clamp below minpos: an output of 
 may come from anything in (0, minpos].
 
 Accumulations (linear, matmul, conv2d, sum, mean, the statistics of the norms, the
-softmax denominator) use :func:`minifp.bounds.accumulation_bound` of the op's forward
+softmax denominator) use :func:`minifp.theory.accumulation.accumulation_bound` of the op's forward
 Accumulation with S = sum |x_i y_i| evaluated on the data (|X| |W| by a float64 BLAS
 product of non-negative arrays, scaled up by 1 / (1 - gamma_k(2^-53)) so that it bounds
 the exact sum).
@@ -62,12 +62,12 @@ import math
 
 import numpy as np
 
-from . import bounds as _bounds
-from . import precision as _prec
-from .accumulate.spec import Accumulation
-from .autograd import Function, Tensor
-from .backend import asnumpy
-from .formats import Rounding, get_format, parse_rounding
+from . import accumulation as _bounds
+from .. import precision as _prec
+from ..accumulate.spec import Accumulation
+from ..autograd import Function, Tensor
+from ..backend import asnumpy
+from ..formats import Rounding, get_format, parse_rounding
 
 __all__ = ["OpCall", "record_calls", "Propagation", "rounding_error_at",
            "rounding_error_around", "abs_matmul", "RULES", "EXACT_POLICY", "exact_clone",
@@ -329,7 +329,7 @@ def _rule_matmul(fn, X, E, Y):
 
 def _conv_abs(x, w, fn):
     """Upper bound on the exact conv2d of |x| and |w| (no bias)."""
-    from .functional.conv import im2col_rows  # noqa: PLC0415
+    from ..functional.conv import im2col_rows  # noqa: PLC0415
     n = x.shape[0]
     co, _, kh, kw = w.shape
     xc, (oh, ow) = im2col_rows(np.abs(x), (kh, kw), fn.stride, fn.padding)

@@ -8,10 +8,10 @@
 
 For a sum of n products in the accumulator ``--format`` it prints
 
-* u (:func:`minifp.bounds.unit_roundoff`) and gamma_n = n u / (1 - n u)
-  (:func:`minifp.bounds.gamma`);
+* u (:func:`minifp.theory.accumulation.unit_roundoff`) and gamma_n = n u / (1 - n u)
+  (:func:`minifp.theory.accumulation.gamma`);
 * the worst-case bound |computed - sum p_i| <= B sum |p_i| + A of every order (sequential,
-  pairwise, blocked:b, exact, native) from :func:`minifp.bounds.accumulation_bound`, with
+  pairwise, blocked:b, exact, native) from :func:`minifp.theory.accumulation.accumulation_bound`, with
   the formula it uses; a vacuous bound (some k u >= 1) prints ``vacuous (n·u >= 1)``;
 * the probabilistic bound of Higham & Mary (see :func:`higham_mary`) for the chosen order;
 * the largest n for which the chosen order's worst-case factor gamma_k stays below 1
@@ -28,10 +28,10 @@ from fractions import Fraction
 
 import click
 
-from .accumulate.spec import Accumulation, parse_order
-from .bounds import accumulation_bound, gamma, unit_roundoff
-from .errors import UserError
-from .formats import get_format, parse_rounding
+from ..accumulate.spec import Accumulation, parse_order
+from ..theory.accumulation import accumulation_bound, gamma, unit_roundoff
+from ..errors import UserError
+from ..formats import get_format, parse_rounding
 
 __all__ = ["bounds_command", "higham_mary", "largest_n", "order_k"]
 
@@ -189,7 +189,7 @@ def bounds_command(fmt_name, n, order, block, fma, rounding, out_name, magnitude
                    failure_probability, as_json):
     """The worst-case and probabilistic error bounds of a sum of N products.
 
-    |computed - sum x_i y_i| <= B * sum |x_i y_i| + A, by order (minifp.bounds); the
+    |computed - sum x_i y_i| <= B * sum |x_i y_i| + A, by order (minifp.theory.accumulation); the
     Higham-Mary probabilistic bound lambda*sqrt(k)*u (independent mean-zero rounding
     errors); and the largest n with gamma_k < 1 (k*u < 1/2).
     """
@@ -314,7 +314,7 @@ def _print_text(res, rows, fmt, is_posit):
         else:
             val = f"B = {_g(r['relative'])}   A = {_g(r['absolute'])}"
         echo(f" {mark}{r['order']:<{width}}  {val}")
-    echo("   (* = --order; formulas: --json, or help(minifp.bounds.accumulation_bound))")
+    echo("   (* = --order; formulas: --json, or help(minifp.theory.accumulation.accumulation_bound))")
     echo("")
     p = res["probabilistic"]
     echo(f"probabilistic (Higham & Mary 2019), order {res['order']}:")

@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import math
 
-from .formats import Rounding, get_format, parse_rounding
+from ..formats import Rounding, get_format, parse_rounding
 
 __all__ = ["Bound", "unit_roundoff", "gamma", "underflow_error", "posit_relative_error",
            "accumulation_bound"]
@@ -341,7 +341,7 @@ def accumulation_bound(acc, n, out=None, *, out_rounding="nearest_even", magnitu
     the bound at sum |p_i| = magnitude. Posits clamp at maxpos: M > maxpos is vacuous.
     """
     if isinstance(acc, str):
-        from .accumulate.spec import Accumulation
+        from ..accumulate.spec import Accumulation
         acc = Accumulation.parse(acc)
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")

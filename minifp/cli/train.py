@@ -10,7 +10,9 @@ from pathlib import Path
 
 import click
 
-from .errors import UserError
+from ..errors import UserError
+from .checks import (check_out_dir, check_out_file, check_plot_path, check_seed,
+                     os_error_text, require_matplotlib, write_text)
 
 NETS_HELP = "mlp, lenet5, cnn, resnet (resnet8, resnet20, ...), vit"
 
@@ -42,7 +44,7 @@ def _config_options(f):
 
 
 def _make_config(dtype, out, progress, **kw):
-    from .train import TrainConfig
+    from ..train import TrainConfig
     if kw.get("epochs") is None:
         kw["epochs"] = TrainConfig.epochs
     for name in ("epochs", "batch_size"):
@@ -52,75 +54,6 @@ def _make_config(dtype, out, progress, **kw):
         raise UserError(f"--lr must be positive, got {kw['lr']}")
     check_seed(kw["seed"])
     return TrainConfig(dtype=dtype, out=out, progress=progress, **kw)
-
-
-# ---- checks of paths and numbers the user typed (shared with cli_inspect) ----------
-def check_seed(seed, option="--seed"):
-    if seed < 0:
-        raise UserError(f"{option} must be a non-negative integer, got {seed}")
-
-
-def _existing_ancestor(path: Path) -> Path:
-    p = path.absolute()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
-
-
-def check_out_dir(path, option="--out"):
-    """``path`` can be (or become) a run directory: not a file, under a writable folder."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise UserError(f"{option} {path} is a file, not a directory")
-    base = _existing_ancestor(p)
-    if not base.is_dir():
-        raise UserError(f"{option} {path}: {base} is not a directory")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise UserError(f"{option} {path}: {base} is not writable")
-
-
-def check_out_file(path, option):
-    """``path`` can be written as a file: not a directory, its folder exists and is
-    writable.  Checked before the (possibly long) work that produces the file."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"{option} {path} is a directory, not a file")
-    parent = p.absolute().parent
-    if not parent.exists():
-        raise UserError(f"{option} {path}: folder {parent} does not exist")
-    if not parent.is_dir():
-        raise UserError(f"{option} {path}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise UserError(f"{option} {path}: not writable")
-
-
-def check_plot_path(path, option="--plot"):
-    """A writable file whose suffix (if any) matplotlib can draw; needs matplotlib."""
-    if path is None:
-        return
-    check_out_file(path, option)
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix:
-        from matplotlib.backend_bases import FigureCanvasBase  # noqa: PLC0415
-        kinds = FigureCanvasBase.get_supported_filetypes()
-        if suffix not in kinds:
-            raise UserError(f"{option} {path}: matplotlib cannot write .{suffix} files "
-                            f"(use one of {', '.join(sorted(kinds))})")
-
-
-def write_text(path, text, option):
-    """Write ``text`` to ``path``; an OSError becomes a one-line user error."""
-    try:
-        Path(path).write_text(text)
-    except OSError as err:
-        raise UserError(f"{option} {path}: cannot write ({err.strerror or err})") from None
-
-
-def os_error_text(err: OSError) -> str:
-    where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-    return f"{where}{err.strerror or err}"
 
 
 def _progress_default(progress):
@@ -141,7 +74,7 @@ def _progress_default(progress):
 def train_command(dtype, out, resume_dir, overwrite, progress, **kw):
     """Train a network under a precision policy; prints the policy, a per-epoch line, and
     writes metrics.jsonl, summary.json and checkpoint.h5 to the run directory."""
-    from .train import TrainConfig, train
+    from ..train import TrainConfig, train
     if resume_dir is not None:
         cfg_path = Path(resume_dir) / "config.json"
         if not cfg_path.exists():
@@ -189,7 +122,7 @@ def train_command(dtype, out, resume_dir, overwrite, progress, **kw):
 def eval_command(checkpoint, dtype, dataset, batch_size, json_path):
     """Evaluate a checkpoint under its own policy (and under --dtype): accuracy, loss and
     the agreement of the predictions."""
-    from .train import evaluate_checkpoint
+    from ..train import evaluate_checkpoint
     check_out_file(json_path, "--json")
     res = evaluate_checkpoint(checkpoint, dtype, dataset, batch_size)
     rows = res["rows"]
@@ -216,7 +149,7 @@ def compare_command(dtypes, out, json_path, plot_path, progress, **kw):
     """Train the same network from the same initial weights under several policies and
     print one table: test accuracy, test loss, agreement with the first policy, skipped
     steps, seconds per epoch."""
-    from .train import compare
+    from ..train import compare
     names = [d.strip() for d in dtypes.split(",") if d.strip()]
     if not names:
         raise UserError("--dtypes names no policy")
@@ -225,7 +158,7 @@ def compare_command(dtypes, out, json_path, plot_path, progress, **kw):
         raise UserError(f"--dtypes names {', '.join(dup)} twice; with --out each policy "
                         "needs its own OUT/<dtype>/ folder")
     if plot_path is not None:
-        _require_matplotlib()
+        require_matplotlib()
         check_plot_path(plot_path)
     check_out_file(json_path, "--json")
     if out is not None:
@@ -260,13 +193,6 @@ def format_compare_table(result) -> str:
     return "\n".join(lines)
 
 
-def _require_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UserError("--plot needs matplotlib: pip install -e '.[plot]'") from None
-
-
 def plot_compare(result, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -282,16 +208,3 @@ def plot_compare(result, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def register(main):
-    """Add the training commands (and the data group) to the ``minifp`` group."""
-    main.add_command(train_command)
-    main.add_command(eval_command)
-    main.add_command(compare_command)
-    try:
-        from .data.cli import data as data_group
-    except ImportError:  # pragma: no cover - the data package is part of minifp
-        return
-    main.add_command(data_group)
-

@@ -44,7 +44,7 @@ import re
 import struct
 from fractions import Fraction
 
-from .formats import Rounding, parse_rounding
+from .modes import Rounding, parse_rounding
 
 __all__ = ["parse_real", "parse_exact", "round_to_odd", "to_float64", "neighbours"]
 

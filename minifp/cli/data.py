@@ -17,8 +17,8 @@ import click
 import numpy as np
 
 from ..errors import CLIError, UserError
-from .datasets import dataset_dir, list_datasets, load_dataset
-from .importers import IMPORTERS, import_dataset
+from ..data.datasets import dataset_dir, list_datasets, load_dataset
+from ..data.importers import IMPORTERS, import_dataset
 
 
 class _DataGroup(click.Group):

@@ -1,7 +1,7 @@
 """Componentwise bounds on the gradients of a recorded backward pass.
 
-The forward pass of a run is recorded with :func:`minifp.op_bounds.record_calls` and
-bounded by :class:`minifp.op_bounds.Propagation` (E_X for every forward tensor); the
+The forward pass of a run is recorded with :func:`minifp.theory.ops.record_calls` and
+bounded by :class:`minifp.theory.ops.Propagation` (E_X for every forward tensor); the
 backward pass through the same calls records, per op, the gradient G it received and the
 gradients it returned.  :class:`GradPropagation` walks the calls in reverse and bounds,
 for every tensor, |computed gradient - exact gradient|, where the exact gradient is that
@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import get_format
-from .op_bounds import (U64, _accumulated, _apriori, _bcast, _f64, _SAFETY,
+from ..formats import get_format
+from .ops import (U64, _accumulated, _apriori, _bcast, _f64, _SAFETY,
                         exact_clone, rounding_error_around, rounding_error_at)
 
 __all__ = ["GradPropagation", "GRAD_RULES"]
@@ -156,7 +156,7 @@ def _rule_unary(c, EG, fwd):
         d = 1.0 / aX
         dd = np.where(aX > ex, ex / (aX * (aX - ex)), np.inf)
     elif op == "gelu" and getattr(fn, "approximate", "none") == "none":
-        from .op_bounds import _gelu_prime  # noqa: PLC0415
+        from .ops import _gelu_prime  # noqa: PLC0415
         X = _f64(c.inputs[0])
         d = np.abs(_gelu_prime(X))
         dd = 0.8 * _bcast(fwd.error(c.inputs[0]), X.shape)
@@ -255,7 +255,7 @@ def _overlap(fn):
 
 
 def _rule_max_pool(c, EG, fwd):
-    from .op_bounds import _windows  # noqa: PLC0415
+    from .ops import _windows  # noqa: PLC0415
     fn = c.fn
     x = _f64(c.inputs[0])
     ex = _bcast(fwd.error(c.inputs[0]), x.shape).copy()
@@ -314,7 +314,7 @@ def _rule_reduce(c, EG, fwd):
 
 def _rule_softmax(c, EG, fwd):
     """gx = R_B(y (g - d)), d = engine dot of g and y (accumulator format)."""
-    from .op_bounds import _acc_terms  # noqa: PLC0415
+    from .ops import _acc_terms  # noqa: PLC0415
     fn = c.fn
     axis = fn.axis % c.output.ndim
     G, Y = _f64(c.grad_in), _f64(c.saved["saved_y"])
@@ -356,8 +356,8 @@ def _rule_norm_batch(c, EG, fwd):
     """batch_norm with batch statistics and layer_norm: gx = R_B(scale (M h - sg - xhat
     sgx)), h = g (gamma factored into scale) or R_B(g gamma); sg, sgx engine sums in the
     accumulator format; ggamma / gbeta engine sums of g xhat and g.  |istd - r*| and
-    |xhat - xhat*| come from the forward analysis (minifp.op_bounds.norm_analysis)."""
-    from .op_bounds import _acc_terms, norm_analysis  # noqa: PLC0415
+    |xhat - xhat*| come from the forward analysis (minifp.theory.ops.norm_analysis)."""
+    from .ops import _acc_terms, norm_analysis  # noqa: PLC0415
     fn = c.fn
     X = [_f64(t) for t in c.inputs]
     E = [fwd.error(t) for t in c.inputs]
@@ -465,7 +465,7 @@ GRAD_RULES = {
 class GradPropagation:
     """Gradient error bounds of a recorded backward pass (see the module docstring).
 
-    ``fwd``: the :class:`~minifp.op_bounds.Propagation` of the same run's forward pass;
+    ``fwd``: the :class:`~minifp.theory.ops.Propagation` of the same run's forward pass;
     ``seeds``: id(Tensor) -> bound on the error of the gradient seeded there."""
 
     def __init__(self, fwd, seeds=None):
