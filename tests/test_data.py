@@ -14,8 +14,11 @@ import pytest
 import scipy.io
 from click.testing import CliRunner
 
-from minifp.data import (DEFAULT_DATASET, Dataset, batches, dataset_dir, import_dataset,
-                         list_datasets, load_dataset, num_batches, synthetic)
+from pathlib import Path
+
+from minifp.data import (DEFAULT_DATASET, Dataset, batches, dataset_dir, dataset_dirs,
+                         import_dataset, list_datasets, load_dataset, normalize_name,
+                         num_batches, shipped_dir, synthetic)
 from minifp.cli.data import data as data_group
 from minifp.data.datasets import write_h5
 from minifp.data.importers import read_idx
@@ -36,7 +39,20 @@ def digits():
 def test_default_is_mnist_5k(mnist):
     assert DEFAULT_DATASET == "mnist-5k"
     assert load_dataset().name == "mnist-5k"
-    assert dataset_dir().name == "datasets" and (dataset_dir() / "mnist-5k.h5").is_file()
+    assert (dataset_dir() / "mnist-5k.h5").is_file()
+
+
+def test_shipped_datasets_live_inside_the_package(monkeypatch):
+    import minifp.data as package
+
+    monkeypatch.delenv("MINIFP_DATASET_DIR", raising=False)
+    inside = Path(package.__file__).resolve().parent / "shipped"
+    assert shipped_dir() == inside and dataset_dir() == inside and dataset_dirs() == [inside]
+    for name in ("mnist-5k", "digits"):
+        assert (inside / f"{name}.h5").is_file()
+        assert load_dataset(name).attrs["path"] == str(inside / f"{name}.h5")
+    assert (inside / "README.md").is_file()
+    assert not (Path(package.__file__).resolve().parents[2] / "datasets").exists()
 
 
 def test_mnist_5k_shapes_and_split(mnist):
@@ -275,10 +291,61 @@ def test_load_errors(tmp_path, case, match):
 def test_load_by_name_from_dataset_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIFP_DATASET_DIR", str(tmp_path))
     _write(tmp_path / "extra.h5")
+    assert dataset_dir() == tmp_path and dataset_dirs() == [tmp_path, shipped_dir()]
     assert load_dataset("extra").name == "extra"
-    assert "extra" in [r["name"] for r in list_datasets()]
-    with pytest.raises(UserError, match="shipped dataset 'mnist-5k' is missing"):
+    rows = {r["name"]: r for r in list_datasets()}
+    assert "extra" in rows and not rows["extra"]["shipped"] and rows["mnist-5k"]["shipped"]
+    # the shipped datasets stay loadable; a file of the same name overrides one
+    assert load_dataset("digits").n_train == 1438
+    _write(tmp_path / "digits.h5")
+    assert load_dataset("digits").n_train == 6
+    rows = {r["name"]: r for r in list_datasets()}
+    assert rows["digits"]["path"] == str(tmp_path / "digits.h5") and not rows["digits"]["shipped"]
+
+
+def test_missing_shipped_dataset(tmp_path, monkeypatch):
+    import minifp.data.datasets as datasets
+
+    monkeypatch.delenv("MINIFP_DATASET_DIR", raising=False)
+    monkeypatch.setattr(datasets, "SHIPPED_DIR", tmp_path)
+    with pytest.raises(UserError, match="shipped dataset 'mnist-5k' is missing.*reinstall"):
         load_dataset("mnist-5k")
+
+
+@pytest.mark.parametrize("typed, canonical", [
+    ("fashion_mnist", "fashion-mnist"), ("Fashion-MNIST", "fashion-mnist"),
+    ("FashionMNIST", "fashion-mnist"), ("cifar-10", "cifar10"), ("CIFAR_10", "cifar10"),
+    ("cifar", "cifar10"), ("Cifar10", "cifar10"), ("MNIST_5K", "mnist-5k"),
+    (" digits ", "digits"), ("SVHN", "svhn")])
+def test_normalize_name(typed, canonical):
+    assert normalize_name(typed) == canonical
+
+
+@pytest.mark.parametrize("typed", ["MNIST_5K", "Mnist-5k", "DIGITS", "Synthetic"])
+def test_load_shipped_names_in_any_spelling(typed):
+    assert load_dataset(typed, normalize=False).name == normalize_name(typed)
+
+
+@pytest.mark.parametrize("typed", ["fashion_mnist", "FASHION-MNIST", "fashionmnist"])
+def test_load_imported_names_by_alias(tmp_path, monkeypatch, typed):
+    monkeypatch.setenv("MINIFP_DATASET_DIR", str(tmp_path))
+    _write(tmp_path / "fashion-mnist.h5")
+    _write(tmp_path / "cifar10.h5", x_train=np.zeros((6, 3, 4, 4), np.uint8),
+           x_test=np.zeros((3, 3, 4, 4), np.uint8))
+    assert load_dataset(typed).name == "fashion-mnist"
+    for name in ("cifar", "cifar-10", "CIFAR_10"):
+        assert load_dataset(name).input_shape == (3, 4, 4)
+
+
+def test_unknown_name_lists_aliases_and_suggests_import(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIFP_DATASET_DIR", str(tmp_path))
+    with pytest.raises(UserError, match=r"unknown dataset 'nosuch'; known: mnist-5k, digits, "
+                                        r"synthetic; aliases: fashion_mnist, fashionmnist = "
+                                        r"fashion-mnist; cifar-10, cifar = cifar10"):
+        load_dataset("nosuch")
+    with pytest.raises(UserError, match=r"'cifar' \(cifar10\) is not in .*minifp data "
+                                        r"import cifar10 --from DIR"):
+        load_dataset("cifar")
 
 
 # ------------------------------------------------------------------------------ importers
@@ -338,6 +405,26 @@ def test_read_idx_errors(tmp_path):
     g.write_bytes(b"not gzip at all")
     with pytest.raises(UserError, match="cannot read"):
         read_idx(g)
+
+
+@pytest.mark.parametrize("dims", [(2 ** 32 - 1,) * 4, (2 ** 32 - 1,) * 3, (2 ** 31, 2 ** 31, 4),
+                                  (2 ** 16, 2 ** 16, 2 ** 16, 2 ** 16)])
+@pytest.mark.parametrize("code, itemsize", [(0x08, 1), (0x0E, 8)])
+def test_read_idx_huge_dimensions_one_clear_line(tmp_path, dims, code, itemsize):
+    """Sizes are Python ints: a product of 32-bit dimensions never wraps to a negative
+    (or too small) byte count."""
+    p = tmp_path / "huge"
+    p.write_bytes(struct.pack(">BBBB", 0, 0, code, len(dims)) +
+                  struct.pack(f">{len(dims)}I", *dims) + b"\0" * 16)
+    need = itemsize
+    for d in dims:
+        need *= d
+    with pytest.raises(UserError) as info:
+        read_idx(p)
+    msg = str(info.value)
+    assert "\n" not in msg and "-" not in msg.split("declares")[1].split("(truncated")[0]
+    assert f"({need} data bytes) but holds 16 data bytes" in msg
+    assert "x".join(str(d) for d in dims) in msg
 
 
 def test_import_mnist_errors(tmp_path):
@@ -482,8 +569,30 @@ def test_import_svhn_errors(tmp_path):
         import_dataset("svhn", src, out)
 
 
+@pytest.mark.parametrize("kind, canonical", [
+    ("fashion_mnist", "fashion-mnist"), ("Fashion-MNIST", "fashion-mnist"),
+    ("FASHIONMNIST", "fashion-mnist"), ("MNIST", "mnist")])
+def test_import_idx_kind_aliases(tmp_path, kind, canonical):
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_mnist(src)
+    d = load_dataset(import_dataset(kind, src, tmp_path / "o.h5"))
+    assert d.attrs["kind"] == canonical
+    assert ("MIT" if canonical == "fashion-mnist" else "CC BY-SA") in d.attrs["licence"]
+
+
+@pytest.mark.parametrize("kind", ["cifar", "cifar-10", "CIFAR_10", "Cifar10"])
+def test_import_cifar_kind_aliases(tmp_path, kind):
+    _write_cifar(tmp_path, n=2)
+    d = load_dataset(import_dataset(kind, tmp_path, tmp_path / "o.h5"))
+    assert d.attrs["kind"] == "cifar10" and d.input_shape == (3, 32, 32)
+
+
 def test_import_dataset_errors(tmp_path):
-    with pytest.raises(UserError, match="unknown dataset kind 'imagenet'; known: mnist"):
+    with pytest.raises(UserError, match="unknown dataset kind 'imagenet'; known: mnist, "
+                                        "fashion-mnist, cifar10, svhn; aliases: fashion_mnist, "
+                                        "fashionmnist = fashion-mnist; cifar-10, cifar = "
+                                        "cifar10"):
         import_dataset("imagenet", tmp_path, tmp_path / "o.h5")
     with pytest.raises(UserError, match="source folder not found"):
         import_dataset("mnist", tmp_path / "nope", tmp_path / "o.h5")

@@ -24,10 +24,12 @@ import numpy as np
 from ..errors import UserError
 
 __all__ = ["Dataset", "DEFAULT_DATASET", "SHIPPED", "load_dataset", "list_datasets",
-           "dataset_dir", "synthetic", "known_names", "read_h5", "write_h5"]
+           "dataset_dir", "dataset_dirs", "shipped_dir", "normalize_name", "synthetic",
+           "known_names", "read_h5", "write_h5"]
 
 DEFAULT_DATASET = "mnist-5k"
-#: shipped datasets (files in :func:`dataset_dir`, built by scripts/build_datasets.py)
+#: shipped datasets (files in :func:`shipped_dir`, inside the package; built by
+#: scripts/build_datasets.py)
 SHIPPED = {
     "mnist-5k": "5000 MNIST digits (28x28), 4000/1000 stratified split",
     "digits": "1797 UCI optical digits (8x8, values 0..16), stratified ~80/20 split",
@@ -36,6 +38,8 @@ SYNTHETIC = "synthetic"
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 ENV_DIR = "MINIFP_DATASET_DIR"
+#: the shipped .h5 files and their provenance README, installed with the package
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
 
 # ------------------------------------------------------------------------------ record
@@ -95,13 +99,28 @@ class Dataset:
 
 
 # ------------------------------------------------------------------------------ places
+def shipped_dir() -> Path:
+    """The folder of the shipped datasets inside the installed package
+    (``minifp/data/shipped``: mnist-5k.h5, digits.h5 and their provenance README.md)."""
+    return SHIPPED_DIR
+
+
 def dataset_dir() -> Path:
-    """The folder holding the shipped datasets: the repository's ``datasets/`` (override
-    with the environment variable ``MINIFP_DATASET_DIR``)."""
+    """The folder searched first for dataset names: ``$MINIFP_DATASET_DIR`` when that
+    environment variable is set, else :func:`shipped_dir`.  Names not found there are
+    looked up in :func:`shipped_dir` (see :func:`dataset_dirs`), so the shipped datasets
+    stay loadable and a file of the same name in ``$MINIFP_DATASET_DIR`` overrides one."""
     env = os.environ.get(ENV_DIR)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "datasets"
+    return shipped_dir()
+
+
+def dataset_dirs() -> list[Path]:
+    """The folders searched for dataset names, in order: :func:`dataset_dir`, then
+    :func:`shipped_dir` (once, when they are the same)."""
+    first, shipped = dataset_dir(), shipped_dir()
+    return [first] if first == shipped else [first, shipped]
 
 
 def _looks_like_path(name) -> bool:
@@ -111,15 +130,54 @@ def _looks_like_path(name) -> bool:
             or name.startswith("."))
 
 
+#: other spellings of dataset names (after :func:`normalize_name`)
+NAME_ALIASES = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar": "cifar10"}
+
+
+def normalize_name(name) -> str:
+    """A dataset (or importer kind) name as minifp spells it: stripped, lower case, ``_``
+    and blanks as ``-``, then :data:`NAME_ALIASES` (``Fashion_MNIST`` -> ``fashion-mnist``,
+    ``CIFAR-10``, ``cifar_10`` and ``cifar`` -> ``cifar10``, ``MNIST_5K`` -> ``mnist-5k``)."""
+    key = "-".join(str(name).strip().lower().replace("_", "-").split())
+    return NAME_ALIASES.get(key, key)
+
+
+def aliases_text() -> str:
+    """The accepted other spellings of names, for error messages:
+    ``; aliases: fashion_mnist, fashionmnist = fashion-mnist; ...``."""
+    groups: dict[str, list[str]] = {}
+    for alias, target in NAME_ALIASES.items():
+        groups.setdefault(target, [target.replace("-", "_")] if "-" in target else [])
+        groups[target].append(alias)
+    text = "; ".join(f"{', '.join(a)} = {t}" for t, a in groups.items())
+    return f"; aliases: {text} (case, '-' and '_' do not matter)"
+
+
+def _dataset_files() -> list[Path]:
+    """The .h5 files of :func:`dataset_dirs`, one per name (the first folder wins)."""
+    seen, files = set(), []
+    for folder in dataset_dirs():
+        if not folder.is_dir():
+            continue
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as err:
+            raise UserError(f"cannot read dataset folder {folder}: "
+                            f"{err.strerror or err}") from None
+        for p in entries:
+            if p.suffix.lower() in H5_SUFFIXES and p.is_file() and p.stem not in seen:
+                seen.add(p.stem)
+                files.append(p)
+    return files
+
+
 def known_names() -> list[str]:
     """Names :func:`load_dataset` accepts: shipped, synthetic, other .h5 files in
-    :func:`dataset_dir`."""
+    :func:`dataset_dirs`."""
     names = list(SHIPPED) + [SYNTHETIC]
-    folder = dataset_dir()
-    if folder.is_dir():
-        for p in sorted(folder.iterdir()):
-            if p.suffix.lower() in H5_SUFFIXES and p.stem not in names:
-                names.append(p.stem)
+    for p in _dataset_files():
+        if p.stem not in names:
+            names.append(p.stem)
     return names
 
 
@@ -128,16 +186,27 @@ def _resolve(name_or_path) -> tuple[str, Path]:
         path = Path(name_or_path).expanduser()
         return path.stem, path
     name = str(name_or_path).strip()
-    folder = dataset_dir()
-    for suffix in H5_SUFFIXES:
-        path = folder / f"{name}{suffix}"
-        if path.exists():
-            return name, path
-    if name in SHIPPED:
-        raise UserError(f"shipped dataset {name!r} is missing: {folder / (name + '.h5')} "
-                        f"not found (rebuild it with scripts/build_datasets.py)")
-    raise UserError(f"unknown dataset {name!r}; known: {', '.join(known_names())} "
-                    f"(or give a path to an .h5 file)")
+    files = _dataset_files()
+    for p in files:                       # the name as typed
+        if p.stem == name:
+            return p.stem, p
+    key = normalize_name(name)            # then any spelling of it
+    for p in files:
+        if normalize_name(p.stem) == key:
+            return p.stem, p
+    if key in SHIPPED:
+        missing = shipped_dir() / f"{key}.h5"
+        raise UserError(f"shipped dataset {key!r} is missing: {missing} not found "
+                        f"(reinstall minifp, or rebuild it with scripts/build_datasets.py)")
+    from .importers import IMPORTERS  # noqa: PLC0415 - importers imports this module
+    if key in IMPORTERS:
+        where = " or ".join(str(f) for f in dataset_dirs())
+        raise UserError(f"dataset {name!r} ({key}) is not in {where}: import it with "
+                        f"`minifp data import {key} --from DIR --out "
+                        f"$MINIFP_DATASET_DIR/{key}.h5` (or give a path to an .h5 file)")
+    known = known_names()
+    raise UserError(f"unknown dataset {name!r}; known: {', '.join(known)}"
+                    f"{aliases_text()}; or give a path to an .h5 file")
 
 
 # ------------------------------------------------------------------------------ HDF5 I/O
@@ -296,7 +365,9 @@ def _finish(name, x_train, y_train, x_test, y_test, attrs, scale, classes, norma
 
 def load_dataset(name_or_path=DEFAULT_DATASET, normalize: bool = True) -> Dataset:
     """Load a dataset by name (``mnist-5k`` — the default —, ``digits``, ``synthetic``, or
-    any ``NAME.h5`` in :func:`dataset_dir`) or from a path to an .h5 file.
+    any ``NAME.h5`` in :func:`dataset_dirs`) or from a path to an .h5 file.  Names are
+    matched as typed, then in any spelling (:func:`normalize_name`: case, ``-``/``_`` and
+    aliases such as ``fashion_mnist``, ``cifar-10``, ``cifar``).
 
     x comes back float32: divided by the file's ``scale`` attribute (so in [0,1]) and, with
     ``normalize``, standardised per channel with the training set's mean/std (stored in
@@ -306,7 +377,7 @@ def load_dataset(name_or_path=DEFAULT_DATASET, normalize: bool = True) -> Datase
         name_or_path = DEFAULT_DATASET
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise UserError(f"dataset must be a name or a path, got {name_or_path!r}")
-    if not _looks_like_path(name_or_path) and str(name_or_path).strip() == SYNTHETIC:
+    if not _looks_like_path(name_or_path) and normalize_name(name_or_path) == SYNTHETIC:
         return synthetic(normalize=normalize)
     name, path = _resolve(name_or_path)
     arrays, attrs = read_h5(path)
@@ -359,20 +430,20 @@ def synthetic(n_train: int = 512, n_test: int = 128, shape=(1, 8, 8), classes: i
 
 # ------------------------------------------------------------------------------ listing
 def list_datasets() -> list[dict]:
-    """One dict per dataset in :func:`dataset_dir` plus ``synthetic``: name, path, size
-    (bytes), train/test shapes, classes, description."""
+    """One dict per dataset in :func:`dataset_dirs` (the first folder wins a name) plus
+    ``synthetic``: name, path, size (bytes), train/test shapes, classes, description,
+    shipped (whether the file is the one shipped with minifp)."""
     import h5py
 
     rows = []
-    folder = dataset_dir()
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in H5_SUFFIXES) \
-        if folder.is_dir() else []
+    files = _dataset_files()
     order = {n: i for i, n in enumerate(SHIPPED)}
     files.sort(key=lambda p: (order.get(p.stem, len(order)), p.name))
     for p in files:
+        shipped = p.parent == shipped_dir() and p.stem in SHIPPED
         row = {"name": p.stem, "path": str(p), "size": p.stat().st_size,
                "train_shape": None, "test_shape": None, "classes": None,
-               "description": SHIPPED.get(p.stem, "")}
+               "description": SHIPPED[p.stem] if shipped else "", "shipped": shipped}
         try:
             with h5py.File(p, "r") as f:
                 row["train_shape"] = tuple(f["x_train"].shape)
@@ -388,5 +459,6 @@ def list_datasets() -> list[dict]:
     s = synthetic(normalize=False)
     rows.append({"name": SYNTHETIC, "path": None, "size": 0,
                  "train_shape": s.x_train.shape, "test_shape": s.x_test.shape,
-                 "classes": s.classes, "description": "generated on demand, seeded"})
+                 "classes": s.classes, "description": "generated on demand, seeded",
+                 "shipped": False})
     return rows

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import struct
 from pathlib import Path
@@ -22,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .datasets import write_h5
+from .datasets import aliases_text, normalize_name, write_h5
 
-__all__ = ["IMPORTERS", "import_dataset", "read_idx", "read_mnist", "read_cifar10",
-           "read_svhn"]
+__all__ = ["IMPORTERS", "import_dataset", "importer_kind", "read_idx", "read_mnist",
+           "read_cifar10", "read_svhn"]
 
 DIGITS = [str(i) for i in range(10)]
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -91,11 +92,15 @@ def read_idx(path) -> np.ndarray:
         raise UserError(f"truncated IDX header: {path}")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     dtype = np.dtype(_IDX_TYPES[raw[2]])
-    need = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    # Python ints: a product of up to four 32-bit dimensions overflows int64 (a NumPy
+    # product wraps around to a negative or too small byte count)
+    need = math.prod(int(d) for d in dims) * int(dtype.itemsize)
     body = raw[4 + 4 * ndim:]
     if len(body) != need:
-        raise UserError(f"IDX file {path} should hold {need} data bytes for shape {dims}, "
-                        f"has {len(body)} (truncated or corrupt)")
+        shape = "x".join(str(int(d)) for d in dims)
+        raise UserError(f"IDX file {path} declares shape {shape} of {dtype.name} "
+                        f"({need} data bytes) but holds {len(body)} data bytes "
+                        f"(truncated or corrupt)")
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
@@ -235,17 +240,24 @@ def read_svhn(src) -> dict:
 # ------------------------------------------------------------------------------ entry
 IMPORTERS = {"mnist": read_mnist, "fashion-mnist": read_mnist, "cifar10": read_cifar10,
              "svhn": read_svhn}
-_ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist",
-            "cifar-10": "cifar10", "cifar": "cifar10"}
+
+
+def importer_kind(kind) -> str:
+    """The importer name of ``kind`` in any spelling (:func:`~minifp.data.datasets.
+    normalize_name`: ``Fashion_MNIST`` -> ``fashion-mnist``, ``CIFAR-10``/``cifar`` ->
+    ``cifar10``); UserError naming the kinds and aliases for an unknown one."""
+    key = normalize_name(kind)
+    if key not in IMPORTERS:
+        raise UserError(f"unknown dataset kind {str(kind)!r}; known: {', '.join(IMPORTERS)}"
+                        f"{aliases_text()}")
+    return key
 
 
 def import_dataset(kind: str, src_dir, out_path) -> Path:
-    """Read ``kind`` (mnist, fashion-mnist, cifar10, svhn) from ``src_dir`` and write the
-    HDF5 dataset layout to ``out_path`` (atomically); returns the path."""
-    key = str(kind).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in IMPORTERS:
-        raise UserError(f"unknown dataset kind {kind!r}; known: {', '.join(IMPORTERS)}")
+    """Read ``kind`` (mnist, fashion-mnist, cifar10, svhn, or an alias: see
+    :func:`importer_kind`) from ``src_dir`` and write the HDF5 dataset layout to
+    ``out_path`` (atomically); returns the path."""
+    key = importer_kind(kind)
     src = Path(src_dir).expanduser()
     if not src.is_dir():
         raise UserError(f"source folder not found: {src}")
