@@ -60,3 +60,12 @@ def bar(total, desc, enabled, unit="step", position=0, leave=False):
     from tqdm import tqdm  # noqa: PLC0415
     return tqdm(total=total, desc=desc, unit=unit, position=position, leave=leave,
                 file=sys.stderr, dynamic_ncols=True, mininterval=0.2, smoothing=0.1)
+
+
+def writer(echo, enabled):
+    """A line printer that keeps bars intact: ``tqdm.write`` while bars are shown (it
+    clears them, prints the line on stdout and redraws them), ``echo`` otherwise."""
+    if not enabled:
+        return echo
+    from tqdm import tqdm  # noqa: PLC0415
+    return lambda line: tqdm.write(str(line), file=sys.stdout)

@@ -1,5 +1,5 @@
-"""The training loop shared by the CLI and the API: build a model, load a dataset, train
-under a precision policy, evaluate, checkpoint and resume.
+"""The training loop shared by the CLI, the API and sweeps: build a model, load a dataset,
+train under a precision policy, evaluate, checkpoint, resume, and stop on failure.
 
 >>> from minifp.train import TrainConfig, train
 >>> summary = train(TrainConfig(net="mlp", dataset="synthetic", dtype="float16",
@@ -10,13 +10,19 @@ accumulations per phase); the loss is averaged over the batch through the engine
 rounded to L; the optimizer updates in its format O (master weights when the policy asks);
 loss scaling follows the policy's setting.  Shuffling uses a Generator seeded from
 (seed, epoch), so an interrupted run resumed from its last checkpoint ends bit-identical.
+The reported train loss is the float64 mean of the finite per-batch losses (a metric, not a
+rounded op); batches whose loss is not finite are counted separately.
+
+Failure is failure: a loss that becomes NaN or Inf without loss scaling, an epoch in which
+every step was skipped, a test loss that is not finite, or an epoch in which no parameter
+changed stop the run with :class:`RunFailed` (the CLI exits with status 3) after the good
+epochs are saved; ``summary.json`` says ``status: failed`` and why.  The run directory's
+files and states are described in :mod:`minifp.rundir`.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import platform
 import sys
 import time
@@ -25,14 +31,18 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from . import progress as _progress
+from . import rundir
 from .autograd import no_grad
+from .backend import asnumpy
 from .errors import UserError
 from .precision import Precision, get_precision, use
 
-CHECKPOINT = "checkpoint.h5"
-METRICS = "metrics.jsonl"
-SUMMARY = "summary.json"
-CONFIG = "config.json"
+ADAMW_WEIGHT_DECAY = 0.01
+#: Options that do not change what a run computes: a resumed run may give them anew.
+PRESENTATION = ("out", "progress", "quiet", "save_every", "epochs")
+#: Options that are part of the default run directory's readable name.
+NAMED = ("net", "dtype", "seed")
 
 
 @dataclasses.dataclass
@@ -50,28 +60,60 @@ class TrainConfig:
     lr: float = 0.01
     optimizer: str = "sgd"
     momentum: float = 0.9
-    weight_decay: float = 0.0
+    weight_decay: float | None = None  # None: the optimizer's default (adamw 0.01, else 0)
     seed: int = 0
     device: str = "cpu"
-    out: str | None = "default"        # None: write nothing; "default": runs/<net>-<dtype>-<seed>
+    init_from: str | None = None       # start from the weights of this checkpoint
+    save_every: int = 1                # checkpoint every N epochs (and after the last)
+    out: str | None = "default"        # None: write nothing; "default": see run_dir()
     progress: bool = True
+    quiet: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, saved: dict) -> "TrainConfig":
+        """A config from a saved ``config.json`` (unknown keys are ignored)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in fields})
+
+    def resolved_weight_decay(self) -> float:
+        if self.weight_decay is not None:
+            return float(self.weight_decay)
+        return ADAMW_WEIGHT_DECAY if self.optimizer.lower() == "adamw" else 0.0
+
+    def defining(self) -> dict:
+        """The fields that decide what the run computes (all but :data:`PRESENTATION`),
+        with the weight decay resolved."""
+        d = {k: v for k, v in self.to_dict().items() if k not in PRESENTATION}
+        d["weight_decay"] = self.resolved_weight_decay()
+        return d
+
+    def differences(self, saved: dict) -> list[str]:
+        """The defining fields in which the saved config ``saved`` differs from this one."""
+        other = TrainConfig.from_dict(saved).defining()
+        return [k for k, v in self.defining().items() if other.get(k) != v]
+
     def run_dir(self) -> Path | None:
+        """``out``; for ``"default"``, ``runs/<net>-[<dataset>-]<dtype>-<seed>`` (the dataset
+        when it is not the default) with ``-<hash>`` added
+        when any other defining option differs from its default or ``dtype`` is a policy
+        file or inline JSON (so different runs never share a directory)."""
         if self.out is None:
             return None
-        if self.out == "default":
-            return Path("runs") / f"{self.net}-{self.dtype}-{self.seed}"
-        return Path(self.out)
-
-    def same_run(self, other: dict) -> bool:
-        """True when ``other`` (a saved config) describes the same run (all but out,
-        progress and epochs, which a resumed run may extend)."""
-        mine = self.to_dict()
-        keys = [k for k in mine if k not in ("out", "progress", "epochs")]
-        return all(other.get(k) == mine[k] for k in keys)
+        if self.out != "default":
+            return Path(self.out)
+        label = rundir.dtype_label(self.dtype)
+        default = TrainConfig().defining()
+        data = "" if self.dataset == default["dataset"] else \
+            rundir.dtype_label(Path(str(self.dataset)).stem) + "-"
+        name = f"{self.net}-{data}{label}-{self.seed}"
+        mine = self.defining()
+        others = [k for k in mine if k not in (*NAMED, "dataset") and mine[k] != default[k]]
+        if others or label != str(self.dtype).strip():
+            name += "-" + rundir.config_digest(mine, [*others, "dtype"])
+        return Path("runs") / name
 
 
 def make_policy(dtype, accumulate=None, order=None, rounding=None) -> Precision:
@@ -120,8 +162,9 @@ def check_device(device: str) -> str:
 
 # ---- building blocks ------------------------------------------------------------------
 
-def build(config: TrainConfig):
-    """(dataset, model, policy, optimizer, scaler) for a config, from its seed."""
+def build(config: TrainConfig, init_weights: bool = True):
+    """(dataset, model, policy, optimizer, scaler) for a config, from its seed; with
+    ``config.init_from`` (and ``init_weights``) the weights of that checkpoint."""
     from .data import load_dataset
     from .nn.zoo import build_model
     from .optim import LossScaler, build_optimizer
@@ -130,25 +173,50 @@ def build(config: TrainConfig):
     policy = make_policy(config.dtype, config.accumulate, config.order, config.rounding)
     data = load_dataset(config.dataset)
     model = build_model(config.net, data.input_shape, data.classes, seed=config.seed)
+    if config.init_from is not None and init_weights:
+        init_from_checkpoint(model, config.init_from, config.net)
     model.to(policy)
     kw = {"momentum": config.momentum} if config.optimizer.lower() == "sgd" else {}
     optimizer = build_optimizer(config.optimizer, model, config.lr, policy,
-                                weight_decay=config.weight_decay, **kw)
+                                weight_decay=config.resolved_weight_decay(), **kw)
     scaler = LossScaler.from_policy(policy)
     return data, model, policy, optimizer, scaler
 
 
-def evaluate(model, x, y, policy, batch_size=256):
+def init_from_checkpoint(model, path, net=None):
+    """Make the trained weights of the checkpoint at ``path`` the float64 masters of
+    ``model`` (restored under the checkpoint's own policy, then ``commit_master``), so that
+    the next ``model.to(policy)`` rounds them once to the new policy's weights formats.
+    Optimizer and loss-scaler state are not taken: the new run starts them afresh."""
+    from .checkpoint import load_checkpoint, restore
+    ckpt = load_checkpoint(path)
+    saved = (ckpt.get("extra") or {}).get("config") or {}
+    if net is not None and saved.get("net") not in (None, net):
+        raise UserError(f"--init-from {path} holds a {saved['net']} network, not {net}")
+    try:
+        restore(model, None, None, ckpt)
+    except UserError as err:
+        raise UserError(f"--init-from {path}: {err}") from None
+    model.commit_master()
+    return ckpt
+
+
+def evaluate(model, x, y, policy, batch_size=256, progress=False, desc="test",
+             position=0):
     """(mean loss, accuracy, predictions, softmax outputs) of ``model`` on (x, y) under
     ``policy`` in eval mode.  The per-sample losses come from ``F.cross_entropy`` (rounded
-    to L); the reported loss is their plain float64 mean (a metric, not a rounded op)."""
+    to L); the reported loss is their plain float64 mean (a metric, not a rounded op).
+    ``progress``: a bar over the batches."""
     from . import functional as F
-    from .data import batches
+    from .data import batches, num_batches
 
     model.eval()
     losses, preds, probs = [], [], []
-    with use(policy), no_grad():
+    bar = _progress.bar(num_batches(len(y), batch_size), desc, progress, unit="batch",
+                        position=position)
+    with use(policy), no_grad(), bar:
         for xb, yb in batches(x, y, batch_size, shuffle=False):
+            bar.update()
             logits = model(xb)
             losses.append(np.asarray(F.cross_entropy(logits, yb, reduction="none").data,
                                      np.float64))
@@ -174,9 +242,8 @@ def _generators(model):
                 yield f"{path}:{attr}", value[1]
 
 
-def rng_state(model, optimizer=None) -> dict:
-    state = {k: g.bit_generator.state for k, g in _generators(model)}
-    return state
+def rng_state(model) -> dict:
+    return {k: g.bit_generator.state for k, g in _generators(model)}
 
 
 def set_rng_state(model, state: dict):
@@ -187,8 +254,11 @@ def set_rng_state(model, state: dict):
 
 # ---- the loop -------------------------------------------------------------------------
 
-class NonFiniteLoss(UserError):
-    """The loss became NaN or Inf (and no loss scaling can skip the step)."""
+class RunFailed(UserError):
+    """Training diverged or stopped learning (NaN/Inf loss, every step skipped, a
+    non-finite test loss, no parameter changed).  The CLI exits with status 3."""
+
+    exit_code = 3
 
 
 @dataclasses.dataclass
@@ -207,103 +277,314 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     """Train ``config.net`` on ``config.dataset`` under ``config.dtype``; returns the summary.
 
     With an output directory it writes ``config.json``, ``metrics.jsonl`` (one line per
-    epoch), ``checkpoint.h5`` (after every epoch, atomically) and ``summary.json``.
-    ``resume``: continue from the directory's checkpoint (bit-identical to an
-    uninterrupted run).  ``echo``: a function taking a line (default: print).
+    epoch), ``checkpoint.h5`` (every ``save_every`` epochs and after the last, atomically),
+    ``best.h5`` and ``summary.json`` (see :mod:`minifp.rundir`).  ``resume``: continue from
+    the directory's checkpoint (bit-identical to an uninterrupted run).  ``echo``: a
+    function taking a line (default: print).
     """
     return run(config, resume=resume, overwrite=overwrite, echo=echo,
                on_epoch=on_epoch).summary
 
 
+class _Run:
+    """The state of one training run while it goes: what is saved, the best epoch, the
+    summary it leaves."""
+
+    def __init__(self, config, run_dir, policy, scaler, history, saved_epoch, say):
+        self.config, self.dir, self.policy, self.scaler = config, run_dir, policy, scaler
+        self.history, self.saved_epoch, self.say = history, saved_epoch, say
+        finite = [h for h in history if _finite(h.get("test_accuracy"))]
+        best = max(finite, key=lambda h: h["test_accuracy"], default=None)
+        self.best_acc = best["test_accuracy"] if best else None
+        self.best_epoch = best["epoch"] if best else None
+        self.t_start = time.perf_counter()
+        self.wall_before = sum(h.get("seconds", 0.0) or 0.0 for h in history)
+
+    def where_saved(self) -> str:
+        """Which checkpoint really exists, in words."""
+        if self.dir is None:
+            return "nothing was saved (no run directory)"
+        if not self.saved_epoch:
+            return f"no checkpoint was written in {self.dir}"
+        return f"the last checkpoint is {self.dir / rundir.CHECKPOINT} (epoch {self.saved_epoch})"
+
+    def summary(self, status, reason="") -> dict:
+        cfg = self.config
+        final = self.history[-1] if self.history else {}
+        nonfinite = sum(int(h.get("nonfinite_batches", 0) or 0) for h in self.history)
+        out = {
+            "status": status, "reason": reason, "config": cfg.to_dict(),
+            "policy": self.policy.to_dict(), "seed": cfg.seed, "epochs": cfg.epochs,
+            "epochs_done": int(final.get("epoch", 0)), "final": final,
+            "best": {"epoch": self.best_epoch, "test_accuracy": self.best_acc,
+                     "checkpoint": (str(self.dir / rundir.BEST)
+                                    if self.dir is not None and self.best_epoch else None)},
+            "checkpoint": (str(self.dir / rundir.CHECKPOINT)
+                           if self.dir is not None and self.saved_epoch else None),
+            "saved_epoch": self.saved_epoch,
+            "wall_seconds": self.wall_before + (time.perf_counter() - self.t_start),
+            "skipped_steps": self.scaler.skipped, "loss_scale": self.scaler.scale,
+            "nonfinite_batches": nonfinite, "weight_decay": cfg.resolved_weight_decay(),
+            "versions": versions(),
+        }
+        if self.dir is not None:
+            rundir.write_summary(self.dir, out)
+        return out
+
+    def fail(self, reason):
+        """Record the failure and raise :class:`RunFailed` naming what was saved."""
+        self.summary("failed", reason)
+        raise RunFailed(f"{reason}; {self.where_saved()}") from None
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
 def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
-        echo=None, on_epoch=None) -> TrainResult:
+        echo=None, on_epoch=None, bar_position: int = 0) -> TrainResult:
     """:func:`train`, returning the model, the dataset and the history as well."""
-    from . import functional as F
-    from .checkpoint import load_checkpoint, restore, save_checkpoint
-    from .data import batches, num_batches
+    from .checkpoint import restore
+    from .data import num_batches
     from .nn.zoo import count_parameters
 
     say = echo or (lambda line: print(line, flush=True))
+    info = (lambda line: None) if config.quiet else say
+    bars = config.progress and not config.quiet
     run_dir = config.run_dir()
-    data, model, policy, optimizer, scaler = build(config)
+    resuming = False
+    if run_dir is not None and resume:
+        resuming = rundir.state(run_dir).kind in ("resumable", "complete")
+    data, model, policy, optimizer, scaler = build(config, init_weights=not resuming)
     n_batches = num_batches(len(data.y_train), config.batch_size)   # UserError if < 1
     stream = _policy_stream(model, policy)
-    start_epoch = 0
-    history: list[dict] = []
+    start_epoch, history = 0, []
     if run_dir is not None:
-        start_epoch, history = _prepare_run_dir(run_dir, config, resume, overwrite)
-        if start_epoch:
-            ckpt = load_checkpoint(run_dir / CHECKPOINT)
+        start_epoch, history, ckpt = _open_run_dir(run_dir, config, resume, overwrite, info)
+        if ckpt is not None:
             restore(model, optimizer, scaler, ckpt)
             set_rng_state(model, ckpt["rng_state"])
+    state = _Run(config, run_dir, policy, scaler, history, start_epoch, say)
 
-    say(str(policy))
-    say(f"net {config.net}, dataset {config.dataset} ({len(data.y_train)} train, "
-        f"{len(data.y_test)} test, input {tuple(data.input_shape)}, {data.classes} classes), "
-        f"{count_parameters(model)} parameters, "
-        f"optimizer {config.optimizer} lr {config.lr}, batch {config.batch_size}, "
-        f"seed {config.seed}")
+    info(str(policy))
+    info(f"net {config.net}, dataset {config.dataset} ({len(data.y_train)} train, "
+         f"{len(data.y_test)} test, input {tuple(data.input_shape)}, {data.classes} classes), "
+         f"{count_parameters(model)} parameters, optimizer {config.optimizer} lr {config.lr}"
+         + (f" weight decay {config.resolved_weight_decay()}"
+            if config.resolved_weight_decay() else "")
+         + f", batch {config.batch_size}, seed {config.seed}"
+         + (f", initialised from {config.init_from}" if config.init_from else ""))
     if start_epoch:
-        say(f"resuming from epoch {start_epoch} of {config.epochs} ({run_dir / CHECKPOINT})")
-    t_start = time.perf_counter()
-    wall_before = sum(h.get("seconds", 0.0) for h in history)
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
-        model.train()
-        rng = np.random.default_rng([config.seed, epoch])
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = _Progress(n_batches, f"epoch {epoch + 1}/{config.epochs}", config.progress)
-        with use(policy, rng=stream):
-            for step, (xb, yb) in enumerate(batches(data.x_train, data.y_train,
-                                                    config.batch_size, rng=rng)):
-                optimizer.zero_grad()
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb)
-                value = float(np.asarray(loss.data, np.float64))
-                if not math.isfinite(value) and not scaler.enabled:
-                    bar.close()
-                    raise NonFiniteLoss(
-                        f"the loss became {value} at epoch {epoch + 1}, step {step + 1} "
-                        f"under {policy.name} without loss scaling; the last good checkpoint "
-                        f"is {run_dir / CHECKPOINT if run_dir else 'not written (no --out)'}")
-                scaler.scale_loss(loss).backward()
-                scaler.step(optimizer)   # by name: each gradient unscaled into its layer's G
-                pred = np.argmax(np.asarray(logits.data, np.float64), axis=-1)
-                correct += int(np.sum(pred == yb))
-                seen += len(yb)
-                if math.isfinite(value):
-                    loss_sum += value * len(yb)
-                bar.update(f"loss {value:.4f} acc {correct / max(seen, 1):.4f}")
-        bar.close()
-        test_loss, test_acc, _, _ = evaluate(model, data.x_test, data.y_test, policy)
-        seconds = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
-               "train_accuracy": correct / max(seen, 1), "test_loss": test_loss,
-               "test_accuracy": test_acc, "seconds": seconds,
-               "loss_scale": scaler.scale, "skipped_steps": scaler.skipped}
-        history.append(row)
-        say(f"epoch {epoch + 1:3d}  train loss {row['train_loss']:.4f}  "
-            f"test loss {test_loss:.4f}  test acc {test_acc:.4f}  {seconds:.1f}s"
-            + (f"  (skipped {scaler.skipped})" if scaler.skipped else ""))
-        if run_dir is not None:
-            save_checkpoint(run_dir / CHECKPOINT, model, optimizer, scaler,
-                            rng_state(model), epoch + 1, policy,
-                            {"config": config.to_dict()})
-            with open(run_dir / METRICS, "a") as f:
-                f.write(json.dumps(row) + "\n")
-        if on_epoch is not None:
-            on_epoch(row)
-    wall = wall_before + (time.perf_counter() - t_start)
-    final = history[-1] if history else {}
-    summary = {
-        "config": config.to_dict(), "policy": policy.to_dict(), "seed": config.seed,
-        "epochs": config.epochs, "final": final, "wall_seconds": wall,
-        "skipped_steps": scaler.skipped, "loss_scale": scaler.scale,
-        "versions": versions(),
-    }
-    if run_dir is not None:
-        _write_json_atomic(run_dir / SUMMARY, summary)
+        info(f"resuming from epoch {start_epoch} of {config.epochs} "
+             f"({run_dir / rundir.CHECKPOINT})")
+    epoch, step = start_epoch, 0
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            row = _train_epoch(model, optimizer, scaler, policy, stream, data, config,
+                               epoch, n_batches, bars, bar_position, state)
+            _after_epoch(row, model, optimizer, scaler, policy, data, config, epoch, state,
+                         info, bars, bar_position)
+            if on_epoch is not None:
+                on_epoch(row)
+    except KeyboardInterrupt:
+        state.summary("interrupted", f"interrupted in epoch {epoch + 1}")
+        hint = (f"; resume with: minifp train --resume {run_dir}"
+                if run_dir is not None and state.saved_epoch else "")
+        print(f"minifp: interrupted in epoch {epoch + 1}; {state.where_saved()}{hint}",
+              file=sys.stderr, flush=True)
+        raise
+    summary = state.summary("complete")
+    say(_closing_line(config, policy, state, summary))
     return TrainResult(summary, history, model, data)
+
+
+def _train_epoch(model, optimizer, scaler, policy, stream, data, config, epoch, n_batches,
+                 bars, bar_position, state) -> dict:
+    """One epoch of training; the metrics row (before evaluation)."""
+    from . import functional as F
+    from .data import batches
+
+    t0 = time.perf_counter()
+    model.train()
+    rng = np.random.default_rng([config.seed, epoch])
+    skipped_before = scaler.skipped
+    loss_sum, finite_batches, nonfinite, correct, seen = 0.0, 0, 0, 0, 0
+    before = _snapshot(model, policy.master_weights)
+    bar = _progress.bar(n_batches, f"epoch {epoch + 1}/{config.epochs}", bars,
+                        position=bar_position)
+    with use(policy, rng=stream), bar:
+        for step, (xb, yb) in enumerate(batches(data.x_train, data.y_train,
+                                                config.batch_size, rng=rng)):
+            optimizer.zero_grad()
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            value = float(np.asarray(asnumpy(loss.data), np.float64))
+            if not math.isfinite(value) and not scaler.enabled:
+                bar.close()
+                state.fail(f"the loss became {value} at epoch {epoch + 1}, step {step + 1} "
+                           f"under {policy.name} without loss scaling")
+            scaler.scale_loss(loss).backward()
+            scaler.step(optimizer)   # by name: each gradient unscaled into its layer's G
+            pred = np.argmax(np.asarray(asnumpy(logits.data), np.float64), axis=-1)
+            correct += int(np.sum(pred == yb))
+            seen += len(yb)
+            if math.isfinite(value):
+                loss_sum += value
+                finite_batches += 1
+            else:
+                nonfinite += 1
+            bar.update()
+            bar.set_postfix_str(
+                f"loss {loss_sum / max(finite_batches, 1):.4f} acc {correct / max(seen, 1):.4f}",
+                refresh=False)
+    return {"epoch": epoch + 1,
+            "train_loss": loss_sum / finite_batches if finite_batches else None,
+            "train_accuracy": correct / max(seen, 1),
+            "nonfinite_batches": nonfinite,
+            "skipped_in_epoch": scaler.skipped - skipped_before,
+            "_seconds_train": time.perf_counter() - t0, "_before": before,
+            "_batches": n_batches}
+
+
+def _after_epoch(row, model, optimizer, scaler, policy, data, config, epoch, state, info,
+                 bars, bar_position):
+    """Evaluate, record the metrics, check for failure, save what is good."""
+    from .checkpoint import save_checkpoint
+
+    t0 = time.perf_counter()
+    before, n_batches = row.pop("_before"), row.pop("_batches")
+    train_seconds = row.pop("_seconds_train")
+    test_loss, test_acc, _, _ = evaluate(model, data.x_test, data.y_test, policy,
+                                         progress=bars, desc=f"test {epoch + 1}",
+                                         position=bar_position)
+    row.update({"test_loss": test_loss, "test_accuracy": test_acc,
+                "seconds": train_seconds + (time.perf_counter() - t0),
+                "loss_scale": scaler.scale, "skipped_steps": scaler.skipped})
+    state.history.append(row)
+    info(_epoch_line(row))
+    run_dir = state.dir
+    if run_dir is not None:
+        rundir.append_metrics(run_dir, row)        # before the checkpoint: never a gap
+    if row["skipped_in_epoch"] >= n_batches:
+        state.fail(f"every step of epoch {epoch + 1} was skipped (non-finite gradients "
+                   f"under loss scale {scaler.scale:g})")
+    if not math.isfinite(test_loss):
+        state.fail(f"the test loss is {test_loss} after epoch {epoch + 1} under {policy.name}")
+    if _unchanged(before, _snapshot(model, policy.master_weights)):
+        state.fail(f"no parameter changed in epoch {epoch + 1}: "
+                   + frozen_cause(model, optimizer, policy, data, config))
+    if run_dir is None:
+        return
+    last = epoch + 1 == config.epochs
+    saved = False
+    if last or (epoch + 1) % config.save_every == 0:
+        save_checkpoint(run_dir / rundir.CHECKPOINT, model, optimizer, scaler,
+                        rng_state(model), epoch + 1, policy,
+                        {"config": config.to_dict(), "history": state.history})
+        state.saved_epoch, saved = epoch + 1, True
+    if state.best_acc is None or test_acc > state.best_acc:
+        state.best_acc, state.best_epoch = test_acc, epoch + 1
+        if saved:
+            rundir.copy_atomic(run_dir / rundir.CHECKPOINT, run_dir / rundir.BEST)
+        else:
+            save_checkpoint(run_dir / rundir.BEST, model, optimizer, scaler,
+                            rng_state(model), epoch + 1, policy,
+                            {"config": config.to_dict(), "history": state.history})
+
+
+def _epoch_line(row) -> str:
+    loss = row["train_loss"]
+    text = (f"epoch {row['epoch']:3d}  train loss "
+            + (f"{loss:.4f}" if loss is not None else "  n/a ")
+            + f"  test loss {row['test_loss']:.4f}  test acc {row['test_accuracy']:.4f}"
+            + f"  {row['seconds']:.1f}s")
+    if row["skipped_in_epoch"]:
+        text += f"  (skipped {row['skipped_in_epoch']} steps)"
+    if row["nonfinite_batches"]:
+        text += f"  ({row['nonfinite_batches']} batches with a non-finite loss)"
+    return text
+
+
+def _closing_line(config, policy, state, summary) -> str:
+    final = summary["final"] or {}
+    wall = summary["wall_seconds"]
+    text = f"done: {config.net} under {policy.name}, {summary['epochs_done']} epochs in {wall:.1f} s"
+    if final:
+        text += f"; test acc {final['test_accuracy']:.4f}"
+        if state.best_epoch is not None:
+            text += f" (best {state.best_acc:.4f} at epoch {state.best_epoch})"
+    if state.dir is not None:
+        text += f"; saved in {state.dir} (checkpoint.h5, best.h5, metrics.jsonl, summary.json)"
+    return text
+
+
+# ---- is anything learning? -------------------------------------------------------------
+
+def _snapshot(model, masters: bool) -> list:
+    """Copies of every parameter and, with master weights (``masters``), of its master:
+    the weights the optimizer really updates."""
+    out = []
+    for mpath, m in model.named_modules():
+        for name, prm in m._parameters.items():
+            if prm is not None:
+                out.append(np.array(asnumpy(prm.data)))
+                if masters and m._master.get(name) is not None:
+                    out.append(np.array(asnumpy(m._master[name])))
+    return out
+
+
+def _unchanged(before, after) -> bool:
+    """No value moved (a zero that changed sign did not move)."""
+    return len(before) == len(after) and all(
+        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def frozen_cause(model, optimizer, policy, data, config) -> str:
+    """Why no weight moved, from one batch: per layer the largest |lr * gradient| next to
+    the smallest half-gap between the layer's weights and their neighbours in the weights
+    format (an update below it rounds back to the same weight)."""
+    from . import functional as F
+    from .data import batches
+
+    xb, yb = next(batches(data.x_train, data.y_train, config.batch_size, shuffle=False))
+    optimizer.zero_grad()
+    with use(policy):
+        model.train()
+        F.cross_entropy(model(xb), yb).backward()
+    parts, zero = [], True
+    for mpath, m in model.named_modules():
+        for name, prm in m._parameters.items():
+            if prm is None or prm.grad is None:
+                continue
+            g = np.abs(np.asarray(asnumpy(getattr(prm.grad, "data", prm.grad)), np.float64))
+            step_max = config.lr * float(g.max()) if g.size else 0.0
+            zero = zero and step_max == 0
+            fmt = policy.for_layer(m.path).format_of("weights")
+            half = _half_gap(fmt, np.asarray(asnumpy(prm.data), np.float64))
+            parts.append(f"{mpath + '.' if mpath else ''}{name} ({fmt.name}): "
+                         f"|lr*grad| <= {step_max:.3g}, half-gap >= {half:.3g}")
+    optimizer.zero_grad()
+    if zero:
+        return (f"every weight gradient is zero on the first batch (they underflow in the "
+                f"backward format {policy.format_of('backward').name} or the gradient "
+                f"format {policy.format_of('gradients').name}, or every unit is dead)")
+    shown = "; ".join(parts[:4]) + ("; ..." if len(parts) > 4 else "")
+    return (f"every update was below half an ulp of the weights format, so the rounded "
+            f"weights stayed the same ({shown})")
+
+
+def _half_gap(fmt, w) -> float:
+    """The smallest half-distance from a weight in ``w`` to its neighbours in ``fmt``."""
+    w = w.ravel()
+    w = w[np.isfinite(w)]
+    if w.size == 0:
+        return math.inf
+    up = np.asarray(fmt.round(np.nextafter(w, np.inf), "up"), np.float64)
+    down = np.asarray(fmt.round(np.nextafter(w, -np.inf), "down"), np.float64)
+    with np.errstate(invalid="ignore"):
+        gaps = np.minimum(up - w, w - down)
+    gaps = gaps[np.isfinite(gaps) & (gaps > 0)]
+    return float(gaps.min()) / 2 if gaps.size else math.inf
 
 
 def _policy_stream(model, policy):
@@ -311,67 +592,50 @@ def _policy_stream(model, policy):
     return model._stream(policy) if hasattr(model, "_stream") else None
 
 
-def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool):
-    """(start epoch, history) after checking that ``run_dir`` may hold this run."""
-    cfg_path = run_dir / CONFIG
-    ckpt = run_dir / CHECKPOINT
+def _open_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool, info):
+    """(start epoch, history, checkpoint or None) after checking that ``run_dir`` may hold
+    this run, cleaning the temporaries of killed writers and replacing a failed run."""
+    from .checkpoint import load_checkpoint
+    rundir.clean_temporaries(run_dir)
+    st = rundir.state(run_dir)
     if resume:
-        missing = [p.name for p in (cfg_path, ckpt) if not p.exists()]
-        if missing:
-            raise UserError(f"--resume: {run_dir} holds no run to resume "
-                            f"(no {' and no '.join(missing)})")
-        saved = json.loads(cfg_path.read_text())
-        if not config.same_run(saved):
-            diff = sorted(k for k, v in config.to_dict().items()
-                          if k not in ("out", "progress", "epochs") and saved.get(k) != v)
+        if st.kind in ("empty", "foreign"):
+            raise UserError(f"--resume: {run_dir} holds no run to resume (no "
+                            f"{rundir.CONFIG})")
+        saved = rundir.read_config(run_dir)
+        diff = config.differences(saved)
+        if diff:
             raise UserError(f"--resume: {run_dir} holds a different run (differs in "
                             f"{', '.join(diff)})")
-        from .checkpoint import load_checkpoint
-        epoch = int(load_checkpoint(ckpt)["epoch"])
-        history = []
-        if (run_dir / METRICS).exists():
-            for line in (run_dir / METRICS).read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    if row["epoch"] <= epoch:
-                        history.append(row)
-        _write_lines_atomic(run_dir / METRICS, [json.dumps(r) for r in history])
-        _write_json_atomic(cfg_path, config.to_dict())
-        return epoch, history
-    if run_dir.exists() and any(run_dir.iterdir()):
+        if st.kind == "failed":
+            info(f"{run_dir} holds no checkpoint ({st.reason}): starting it again")
+            rundir.clear(run_dir)
+            rundir.write_config(run_dir, config.to_dict())
+            return 0, [], None
+        if config.epochs < st.epochs_done:
+            raise UserError(f"--resume: {run_dir} has already trained {st.epochs_done} "
+                            f"epochs; --epochs can only go up (got {config.epochs})")
+        ckpt = load_checkpoint(run_dir / rundir.CHECKPOINT)
+        history = (ckpt.get("extra") or {}).get("history")
+        if not isinstance(history, list):      # checkpoints before the history was kept
+            history = rundir.read_metrics(run_dir, up_to=st.epochs_done)
+        history = [h for h in history if h.get("epoch", 0) <= st.epochs_done]
+        rundir.write_metrics(run_dir, history)
+        rundir.write_config(run_dir, config.to_dict())
+        return st.epochs_done, history, ckpt
+    if st.kind == "failed":
+        info(f"replacing the failed run in {run_dir} ({st.reason})")
+        rundir.clear(run_dir)
+    elif st.kind != "empty":
         if not overwrite:
-            raise UserError(f"{run_dir} already holds a run; use --resume to continue it or "
-                            "--overwrite to replace it")
-        for name in (CONFIG, METRICS, SUMMARY, CHECKPOINT):
-            if (run_dir / name).exists():
-                (run_dir / name).unlink()
+            hint = {"complete": f"--resume {run_dir} --epochs N to train it further, ",
+                    "resumable": f"--resume {run_dir} to continue it, "}.get(st.kind, "")
+            raise UserError(f"{run_dir} already holds {st.describe()}; use {hint}"
+                            f"--overwrite to replace it, or another --out")
+        rundir.clear(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(cfg_path, config.to_dict())
-    return 0, []
-
-
-def _write_json_atomic(path: Path, obj):
-    _write_lines_atomic(path, [json.dumps(obj, indent=2, default=_json_default)])
-
-
-def _write_lines_atomic(path: Path, lines):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        for line in lines:
-            f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+    rundir.write_config(run_dir, config.to_dict())
+    return 0, [], None
 
 
 def versions() -> dict:
@@ -385,31 +649,6 @@ def versions() -> dict:
     return {"minifp": __version__, "python": platform.python_version(),
             "numpy": np.__version__, "scipy": version("scipy"), "h5py": version("h5py"),
             "click": version("click"), "platform": platform.platform()}
-
-
-class _Progress:
-    """A one-line progress bar on stderr (a no-op when disabled or not a terminal)."""
-
-    def __init__(self, total, label, enabled):
-        self.total, self.label, self.n = total, label, 0
-        self.enabled = enabled
-        self.t0 = time.perf_counter()
-
-    def update(self, text):
-        self.n += 1
-        if not self.enabled:
-            return
-        width = 24
-        done = int(width * self.n / max(self.total, 1))
-        rate = self.n / max(time.perf_counter() - self.t0, 1e-9)
-        sys.stderr.write(f"\r{self.label} [{'#' * done}{'.' * (width - done)}] "
-                         f"{self.n}/{self.total} {text} {rate:.1f} it/s")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled and self.n:
-            sys.stderr.write("\r" + " " * 100 + "\r")
-            sys.stderr.flush()
 
 
 # ---- evaluation of checkpoints and comparisons ---------------------------------------
@@ -449,26 +688,59 @@ def evaluate_checkpoint(path, dtype=None, dataset=None, batch_size=256) -> dict:
             "samples": int(len(data.y_test)), "rows": rows}
 
 
-def compare(configs, echo=None) -> dict:
+def compare(configs, echo=None, overwrite=False, progress=False) -> dict:
     """Train the same network (same seed, hence the same float64 initial weights) under
-    each config's policy; the first is the reference for prediction agreement."""
+    each config's policy; the first is the reference for prediction agreement.
+
+    Every policy is built (so every name checked) and every run directory checked before
+    the first run starts; a directory that holds a run is refused unless ``overwrite``.
+    ``progress``: an overall bar over the runs above each run's epoch bar."""
     say = echo or (lambda line: print(line, flush=True))
+    policies = [make_policy(c.dtype, c.accumulate, c.order, c.rounding) for c in configs]
+    for c in configs:
+        d = c.run_dir()
+        if d is None:
+            continue
+        st = rundir.state(d)
+        if st.kind not in ("empty", "failed") and not overwrite:
+            raise UserError(f"{d} already holds {st.describe()}; use --overwrite to replace "
+                            f"it, or another --out")
+    t0 = time.perf_counter()
     rows = []
     ref_pred = None
-    for config in configs:
-        say(f"== {config.dtype} ==")
-        res = run(config, overwrite=True, echo=say)
-        summary, hist = res.summary, res.history
-        policy = make_policy(config.dtype, config.accumulate, config.order, config.rounding)
-        loss, acc, pred, _ = evaluate(res.model, res.data.x_test, res.data.y_test, policy)
-        if ref_pred is None:
-            ref_pred = pred
-        rows.append({"dtype": config.dtype, "test_accuracy": acc, "test_loss": loss,
-                     "agreement": float(np.mean(pred == ref_pred)),
-                     "skipped_steps": int(summary["skipped_steps"]),
-                     "seconds_per_epoch": float(np.mean([h["seconds"] for h in hist]))
-                     if hist else 0.0,
-                     "history": hist})
+    overall = _progress.bar(len(configs), "compare", progress, unit="run")
+    write = _progress.writer(say, progress)
+    with overall:
+        for config, policy in zip(configs, policies):
+            overall.set_postfix_str(config.dtype)
+            write(f"== {config.dtype} ==")
+            row = {"dtype": config.dtype, "policy": policy.name, "status": "complete",
+                   "reason": "", "run_dir": None if config.run_dir() is None else
+                   str(config.run_dir())}
+            try:
+                res = run(config, overwrite=True, echo=write, bar_position=1)
+            except RunFailed as err:
+                write(f"minifp: {config.dtype} failed: {err}")
+                row.update(status="failed", reason=str(err), test_accuracy=None,
+                           test_loss=None, agreement=None, skipped_steps=None,
+                           seconds_per_epoch=None, history=[])
+                rows.append(row)
+                overall.update()
+                continue
+            hist = res.history
+            loss, acc, pred, _ = evaluate(res.model, res.data.x_test, res.data.y_test,
+                                          policy)
+            if not rows:
+                ref_pred = pred
+            row.update(test_accuracy=acc, test_loss=loss,
+                       agreement=(None if ref_pred is None
+                                  else float(np.mean(pred == ref_pred))),
+                       skipped_steps=int(res.summary["skipped_steps"]),
+                       seconds_per_epoch=(float(np.mean([h["seconds"] for h in hist]))
+                                          if hist else 0.0),
+                       history=hist)
+            rows.append(row)
+            overall.update()
     first = configs[0]
     return {"net": first.net, "dataset": first.dataset, "epochs": first.epochs,
-            "seed": first.seed, "rows": rows}
+            "seed": first.seed, "wall_seconds": time.perf_counter() - t0, "rows": rows}

@@ -30,7 +30,9 @@ class MinifpGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ValueError as err:
-            raise CLIError(str(err)) from None
+            error = CLIError(str(err))
+            error.exit_code = getattr(err, "exit_code", CLIError.exit_code)
+            raise error from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
