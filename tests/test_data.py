@@ -151,7 +151,12 @@ def test_synthetic_is_learnable():
 
 @pytest.mark.parametrize("kw, match", [({"n_train": 0}, "n_train"), ({"classes": 1}, "classes"),
                                        ({"shape": (1, 0)}, "shape"), ({"noise": -1}, "noise"),
-                                       ({"n_test": 2.5}, "n_test")])
+                                       ({"n_test": 2.5}, "n_test"),
+                                       ({"classes": 10 ** 6}, "at most 100000"),
+                                       ({"shape": (2 ** 32, 2 ** 32)},
+                                        "512 x 18446744073709551616 = 9444732965739290427392 "
+                                        "values"),
+                                       ({"n_train": 10 ** 9}, "more than 268435456")])
 def test_synthetic_errors(kw, match):
     with pytest.raises(UserError, match=match):
         synthetic(**kw)
@@ -255,6 +260,8 @@ def test_write_h5_roundtrip(tmp_path):
     ("scale", "scale"),
     ("classes", "out of range for 2 classes"),
     ("type", "name or a path"),
+    ("huge_label", "label 1099511627776; labels must lie in 0..99999"),
+    ("huge_classes", "'classes' must be an integer from 1 to 100000"),
 ])
 def test_load_errors(tmp_path, case, match):
     p = tmp_path / "bad.h5"
@@ -279,11 +286,13 @@ def test_load_errors(tmp_path, case, match):
                 "shapes": {"x_test": np.zeros((3, 1, 5, 5), np.uint8)},
                 "empty": {"x_train": np.zeros((0, 1, 4, 4), np.uint8),
                           "y_train": np.zeros(0, np.int64)},
-                "nan": {"x_train": np.full((6, 1, 4, 4), np.nan)}}.get(case, {})
+                "nan": {"x_train": np.full((6, 1, 4, 4), np.nan)},
+                "huge_label": {"y_test": np.array([0, 1, 2 ** 40])}}.get(case, {})
         arg = _write(p, **over)
-        if case in ("scale", "classes"):
+        if case in ("scale", "classes", "huge_classes"):
             with h5py.File(p, "a") as f:
-                f.attrs[case] = -1.0 if case == "scale" else 2
+                f.attrs[case.replace("huge_", "")] = {"scale": -1.0, "classes": 2,
+                                                      "huge_classes": 10 ** 12}[case]
     with pytest.raises(UserError, match=match):
         load_dataset(arg)
 

@@ -22,7 +22,6 @@ an upper bound on sum |x_i y_i|, is required for them and the bounds hold only u
 """
 from __future__ import annotations
 
-import json
 import math
 from fractions import Fraction
 
@@ -30,7 +29,8 @@ import click
 
 from ..accumulate.spec import Accumulation, parse_order
 from ..theory.accumulation import accumulation_bound, gamma, unit_roundoff
-from ..errors import UserError
+from ..errors import CLIError, UserError
+from ..jsonio import dumps
 from ..formats import get_format, parse_rounding
 
 __all__ = ["bounds_command", "higham_mary", "largest_n", "order_k"]
@@ -142,7 +142,8 @@ def higham_mary(n: int, k: int, u: float, failure_probability: float) -> dict:
     2 n exp(-lambda^2 (1-u)^2 / 2) = P:  lambda = sqrt(2 ln(2 n / P)) / (1 - u).
     """
     P = float(failure_probability)
-    lam = math.sqrt(2 * math.log(2 * n / P)) / (1 - u)
+    # log(2n) - log(P), not log(2n/P): 2n/P overflows float64 for a tiny P or a huge n
+    lam = math.sqrt(2 * (math.log(2 * n) - math.log(P))) / (1 - u)
     first = lam * math.sqrt(k) * u
     expo = lam * math.sqrt(k) * u + k * u * u / (1 - u)
     tilde = math.expm1(expo) if expo < 700 else math.inf
@@ -165,7 +166,25 @@ def _vacuous_text(kind, k, u, is_posit):
     return "vacuous (the magnitude may overflow the format)"
 
 
-@click.command("bounds")
+class _BoundsCommand(click.Command):
+    """Turns a ValueError (unknown format, order or mode) into one line
+    ``minifp: error: ...`` with exit status 2, also when the command is invoked on its own."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ValueError as err:
+            raise CLIError(str(err)) from None
+
+
+@click.command("bounds", cls=_BoundsCommand, epilog="""\b
+Examples:
+  minifp bounds --n 784                                  float16, sequential
+  minifp bounds --format float16 --n 4096 --order pairwise
+  minifp bounds --format float32 --n 1000000 --order blocked:32 --no-fma
+  minifp bounds --format bfloat16 --n 784 --out e4m3 --json
+  minifp bounds --format posit16 --n 784 --magnitude 100  (posits need --magnitude)
+""")
 @click.option("--format", "fmt_name", default="float16", show_default=True,
               help="Accumulator format (any name `minifp formats` knows).")
 @click.option("--n", "n", type=int, required=True, help="Number of products summed.")
@@ -184,7 +203,9 @@ def _vacuous_text(kind, k, u, is_posit):
                    "checks overflow). The bounds hold only up to it.")
 @click.option("--failure-probability", "failure_probability", type=float, default=1e-6,
               show_default=True, help="Failure probability of the Higham-Mary bound.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON instead of text (strict: an infinite or undefined number "
+                   "is null).")
 def bounds_command(fmt_name, n, order, block, fma, rounding, out_name, magnitude,
                    failure_probability, as_json):
     """The worst-case and probabilistic error bounds of a sum of N products.
@@ -279,7 +300,7 @@ def bounds_command(fmt_name, n, order, block, fma, rounding, out_name, magnitude
         "probabilistic": prob,
     }
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(dumps(result, indent=2))
         return
     _print_text(result, rows, fmt, is_posit)
 

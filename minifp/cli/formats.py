@@ -3,8 +3,12 @@
 ::
 
     minifp formats [--json]                        every named format, one line each
+    minifp formats list [--json]                   the same table
     minifp formats show NAME [--json]              all properties (+ every code, <= 8 bits)
-    minifp formats round NAME VALUE... [--mode M] [--seed S]
+    minifp formats round NAME VALUE... [--mode M] [--seed S] [--json]
+
+``--json`` may also be given to the group (``minifp formats --json show NAME``): it applies
+to the subcommand.  JSON is strict (:func:`minifp.jsonio.dumps`: no NaN/Infinity).
 
 Values typed on the command line are read exactly (see :mod:`minifp.formats.exactparse`),
 so ``round`` shows the correctly rounded value of the number as written.
@@ -14,7 +18,6 @@ stderr and exit with status 2.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -25,6 +28,7 @@ import click
 import numpy as np
 
 from ..errors import CLIError
+from ..jsonio import dumps
 from ..formats.exactparse import parse_exact, parse_real, to_float64
 from ..formats import MODE_NAMES, Rounding, get_format, named_formats, parse_rounding
 
@@ -172,16 +176,34 @@ def _format_record(name, fmt, note) -> dict:
 
 
 # ---- commands -------------------------------------------------------------------
-@click.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-@click.pass_context
-def formats(ctx, as_json):
-    """Number formats. Without a subcommand: a table of every named format."""
-    if ctx.invoked_subcommand is not None:
-        return
+class _FormatsGroup(click.Group):
+    """Turns a ValueError (unknown format, bad parameters, unknown mode) into one line
+    ``minifp: error: ...`` with exit status 2, also when the group is invoked on its own."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ValueError as err:
+            raise CLIError(str(err)) from None
+
+
+def _json_wanted(flag: bool) -> bool:
+    """``--json`` given to the subcommand or to the ``formats`` group above it."""
+    ctx = click.get_current_context().parent
+    while ctx is not None:
+        if ctx.command is formats and ctx.params.get("as_json"):
+            return True
+        ctx = ctx.parent
+    return bool(flag)
+
+
+JSON_HELP = "Print JSON (strict: no NaN/Infinity) instead of text."
+
+
+def _print_table(as_json: bool) -> None:
     records = [_format_record(n, f, note) for n, f, note in named_formats()]
     if as_json:
-        click.echo(json.dumps(records, indent=2))
+        click.echo(dumps(records, indent=2))
         return
     headers = ["name", "bits", "p", "u", "max", "min normal", "min subnormal",
                "Inf/NaN", "overflow"]
@@ -198,7 +220,46 @@ def formats(ctx, as_json):
                "p = precision in bits, u = 2^-p. Details and codes: minifp formats show NAME")
 
 
-@formats.command("show")
+@click.group(cls=_FormatsGroup, invoke_without_command=True, epilog="""\b
+Examples:
+  minifp formats                      the table (same as: minifp formats list)
+  minifp formats --json               the table as JSON
+  minifp formats show e4m3            every property and all 256 codes
+  minifp formats --json show posit8   (--json works before or after the subcommand)
+  minifp formats round e4m3 0.3 1/3 --mode toward_zero
+""")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON instead of text: the table, or the output of the subcommand "
+                   "(list, show, round) that follows.")
+@click.pass_context
+def formats(ctx, as_json):
+    """Number formats. Without a subcommand: a table of every named format."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _print_table(as_json)
+
+
+@formats.command("list", short_help="Table of every named format (same as `minifp formats`).",
+                 epilog="""\b
+Examples:
+  minifp formats list
+  minifp formats list --json
+""")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def list_cmd(as_json):
+    """A table of every named format (the same as a bare `minifp formats`): bits,
+    precision p, unit roundoff u, max, smallest normal and subnormal, Inf/NaN, overflow."""
+    _print_table(_json_wanted(as_json))
+
+
+@formats.command("show", short_help="Every property of a format and, up to 8 bits, every code.",
+                 epilog="""\b
+Examples:
+  minifp formats show e4m3
+  minifp formats show 'posit(8,2)'
+  minifp formats show e5m2 --json
+  minifp formats --json show bfloat16
+""")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print properties (and codes) as JSON.")
 def show(name, as_json):
@@ -207,6 +268,7 @@ def show(name, as_json):
     Codes are shown in hex and in binary, grouped sign.exponent.mantissa for
     floats (e.g. 0.0111.000) and sign.rest for posits; values are exact.
     """
+    as_json = _json_wanted(as_json)
     fmt = get_format(name)
     props = dict(fmt.describe())
     props["code_dtype"] = str(fmt.code_dtype)
@@ -221,7 +283,7 @@ def show(name, as_json):
         out = {"description": note, **props}
         if rows:
             out["codes"] = [dict(zip(("hex", "binary", "value", "class"), r)) for r in rows]
-        click.echo(json.dumps(out, indent=2))
+        click.echo(dumps(out, indent=2))
         return
     click.echo(f"{fmt.name}" + (f": {note}" if note else ""))
     if fmt.kind == "float":
@@ -248,7 +310,16 @@ def show(name, as_json):
     click.echo(_table(["code", "binary", "value", "class"], rows, right={2}))
 
 
-@formats.command("round", context_settings={"ignore_unknown_options": True})
+@formats.command("round", context_settings={"ignore_unknown_options": True},
+                 short_help="Round values to a format: value, code, relative error.",
+                 epilog="""\b
+Examples:
+  minifp formats round e4m3 0.3 -17 1/3 0x1.8p-3
+  minifp formats round float16 65520 --mode toward_zero
+  minifp formats round posit8 0.1 --mode stochastic --seed 7
+  minifp formats round bfloat16 -- -2.5e-40     (after --, values may start with -)
+  minifp formats round e5m2 1000 --json
+""")
 @click.argument("name")
 @click.argument("values", nargs=-1, required=True, metavar="VALUE...")
 @click.option("--mode", default="nearest_even", show_default=True, metavar="MODE",
@@ -256,7 +327,11 @@ def show(name, as_json):
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the random generator for --mode stochastic; the same seed "
                    "gives the same result (reproducible).")
-def round_cmd(name, values, mode, seed):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: format, rounding, seed and one record per value (input, "
+                   "rounded, its repr, code, binary, hex, relative error; non-finite "
+                   "numbers are null, their *_repr/*_text fields say which).")
+def round_cmd(name, values, mode, seed, as_json):
     """Round each VALUE to format NAME and show value, code and relative error.
 
     VALUEs are read exactly: decimals (-0.5, 1e9), fractions (1/3), hex floats
@@ -266,6 +341,7 @@ def round_cmd(name, values, mode, seed):
     binary and hex and the exact relative error |rounded - value| / |value|.
     Negative values can be given directly or after `--`.
     """
+    as_json = _json_wanted(as_json)
     fmt = get_format(name)
     rmode = parse_rounding(mode)
     if seed < 0:
@@ -302,6 +378,19 @@ def round_cmd(name, values, mode, seed):
         enc = fmt.encode(r_arr[encodable]).tolist()
         for i, c in zip(np.flatnonzero(encodable).tolist(), enc):
             codes[i] = int(c)
+    if as_json:
+        records = []
+        for text, q, r, c in zip(values, exact, rounded, codes):
+            err = _rel_error_value(q, r)
+            records.append({"input": text, "rounded": r, "rounded_repr": repr(r), "code": c,
+                            "binary": code_binary(fmt, c) if c is not None else None,
+                            "hex": code_hex(fmt, c) if c is not None else None,
+                            "relative_error": None if err is None else float(err),
+                            "relative_error_text": _rel_error(q, r)})
+        click.echo(dumps({"format": fmt.name, "rounding": rmode.value,
+                          "seed": seed if rmode is Rounding.STOCHASTIC else None,
+                          "values": records}, indent=2))
+        return
     rows = []
     for text, q, r, c in zip(values, exact, rounded, codes):
         rows.append([text, repr(r),
@@ -355,13 +444,22 @@ class _long_integers:
         return False
 
 
+def _rel_error_value(q, r: float):
+    """|r - q| / |q| computed exactly: a Fraction, math.inf, or None when undefined."""
+    if isinstance(q, float):  # inf or nan as input
+        return Fraction(0) if (math.isinf(q) and r == q) else None
+    if math.isnan(r) or math.isinf(r):
+        return math.inf
+    if q == 0:
+        return Fraction(0) if r == 0 else math.inf
+    return abs(Fraction(r) - q) / abs(q)
+
+
 def _rel_error(q, r: float) -> str:
     """|r - q| / |q| computed exactly, shown to 4 digits (``-`` when undefined)."""
-    if isinstance(q, float):  # inf or nan as input
-        return "0" if (math.isinf(q) and r == q) else "-"
-    if math.isnan(r) or math.isinf(r):
+    err = _rel_error_value(q, r)
+    if err is None:
+        return "-"
+    if err == math.inf:
         return "inf"
-    if q == 0:
-        return "0" if r == 0 else "inf"
-    err = abs(Fraction(r) - q) / abs(q)
     return "0" if err == 0 else f"{float(err):.3e}"

@@ -15,6 +15,7 @@ standard deviation of the TRAINING set only (the test set never leaks into them)
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,10 @@ SYNTHETIC = "synthetic"
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 ENV_DIR = "MINIFP_DATASET_DIR"
+#: labels lie in 0..MAX_CLASSES-1 (a larger label is a corrupt file, not a dataset)
+MAX_CLASSES = 100_000
+#: synthetic(): at most this many values per split (1 GiB of float32)
+MAX_SYNTHETIC_VALUES = 2 ** 28
 #: the shipped .h5 files and their provenance README, installed with the package
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
@@ -269,6 +274,9 @@ def _validate(arrays: dict, where: str) -> None:
                             f"{len(y)}")
         if len(y) and y.min() < 0:
             raise UserError(f"{where}: y_{split} has a negative label ({int(y.min())})")
+        if len(y) and int(y.max()) >= MAX_CLASSES:
+            raise UserError(f"{where}: y_{split} has label {int(y.max())}; labels must lie "
+                            f"in 0..{MAX_CLASSES - 1} (at most {MAX_CLASSES} classes)")
     if len(arrays["y_train"]) == 0:
         raise UserError(f"{where}: the training set is empty")
     s_train, s_test = (_as_nchw(arrays[k][:0]).shape[1:] for k in ("x_train", "x_test"))
@@ -389,9 +397,9 @@ def load_dataset(name_or_path=DEFAULT_DATASET, normalize: bool = True) -> Datase
     if not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
         raise UserError(f"{path}: attribute 'scale' must be a positive number, got {scale!r}")
     classes = attrs.get("classes")
-    if classes is not None and not (isinstance(classes, int) and classes > 0):
-        raise UserError(f"{path}: attribute 'classes' must be a positive integer, "
-                        f"got {classes!r}")
+    if classes is not None and not (isinstance(classes, int) and 0 < classes <= MAX_CLASSES):
+        raise UserError(f"{path}: attribute 'classes' must be an integer from 1 to "
+                        f"{MAX_CLASSES}, got {classes!r}")
     return _finish(str(attrs["name"]), arrays["x_train"], arrays["y_train"],
                    arrays["x_test"], arrays["y_test"], attrs, scale, classes, normalize)
 
@@ -411,6 +419,14 @@ def synthetic(n_train: int = 512, n_test: int = 128, shape=(1, 8, 8), classes: i
         raise UserError(f"synthetic: shape must be positive integers, got {shape!r}")
     if not (isinstance(noise, (int, float)) and noise >= 0):
         raise UserError(f"synthetic: noise must be a number >= 0, got {noise!r}")
+    if classes > MAX_CLASSES:
+        raise UserError(f"synthetic: classes must be at most {MAX_CLASSES}, got {classes}")
+    sample = math.prod(int(s) for s in shape)          # Python ints: no overflow
+    for label, n in (("n_train", n_train), ("n_test", n_test), ("classes", classes)):
+        if int(n) * sample > MAX_SYNTHETIC_VALUES:
+            raise UserError(f"synthetic: {label} x shape = {int(n)} x {sample} = "
+                            f"{int(n) * sample} values, more than {MAX_SYNTHETIC_VALUES} "
+                            f"(2^28, 1 GiB of float32)")
     rng = np.random.default_rng(seed)
     protos = rng.random((classes,) + shape)
 
