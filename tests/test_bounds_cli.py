@@ -1,5 +1,4 @@
 """`minifp bounds`: the error-bound calculator (minifp.cli.bounds)."""
-import json
 import math
 
 import pytest
@@ -9,6 +8,7 @@ from minifp.accumulate.spec import Accumulation
 from minifp.theory.accumulation import accumulation_bound, gamma, unit_roundoff
 from minifp.cli.bounds import higham_mary, largest_n, order_k
 from minifp.cli import main
+from minifp.jsonio import loads_strict
 
 
 def run(*args):
@@ -18,7 +18,7 @@ def run(*args):
 def run_json(*args):
     res = run(*args, "--json")
     assert res.exit_code == 0, res.output
-    return json.loads(res.output)
+    return loads_strict(res.output)
 
 
 def test_float16_784_text():

@@ -1,7 +1,6 @@
 """The `minifp` command line (click.testing.CliRunner) and minifp.formats.exactparse."""
 from __future__ import annotations
 
-import json
 import math
 from fractions import Fraction
 
@@ -11,6 +10,7 @@ from click.testing import CliRunner
 
 from minifp import __version__
 from minifp.cli import main
+from minifp.jsonio import loads_strict
 from minifp.formats.exactparse import neighbours, parse_exact, parse_real, round_to_odd, to_float64
 from minifp.formats import MODE_NAMES, get_format, named_formats
 
@@ -65,7 +65,7 @@ def test_formats_table_lists_every_named_format():
 def test_formats_json_parses_and_matches_api():
     r = run("formats", "--json")
     assert r.exit_code == 0
-    data = json.loads(r.output)
+    data = loads_strict(r.output)
     assert [d["name"] for d in data] == [n for n, _, _ in named_formats()]
     for d, (name, fmt, note) in zip(data, named_formats()):
         assert d["description"] == note
@@ -134,7 +134,7 @@ def test_show_wide_format_has_properties_only():
 def test_show_json():
     r = run("formats", "show", "e5m2", "--json")
     assert r.exit_code == 0
-    data = json.loads(r.output)
+    data = loads_strict(r.output)
     assert data["max"] == 57344.0 and len(data["codes"]) == 256
     assert data["codes"][0x7C] == {"hex": "0x7c", "binary": "0.11111.00", "value": "inf",
                                    "class": "inf"}
