@@ -16,6 +16,7 @@ or written) print one line ``minifp: error: ...`` on stderr and exit with status
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -65,6 +66,12 @@ def main():
     Every number format, rounding mode and accumulation (format, order, fma) is a named
     choice; `minifp COMMAND --help` shows each command's options and examples.
     """
+    warnings.formatwarning = one_line_warning
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the command line: ``minifp: warning: <one line>``, no source path."""
+    return f"minifp: warning: {one_line(message)}\n"
 
 
 def _register():
