@@ -1,6 +1,7 @@
 """`minifp inspect`: the per-layer table, the lemma summary, --step, --backward, --json,
 --plot and the one-line errors (digits, mlp, 32 samples: fast)."""
 import json
+import re
 import sys
 
 import numpy as np
@@ -20,12 +21,16 @@ def invoke(*args, input=None):
 
 
 def rows_of(output):
-    """The table rows: lines whose first two words are a layer path and its kind."""
+    """The table rows, {path: {column header: cell}}: lines whose first two cells are a
+    layer path and its kind (cells are separated by two or more spaces; a blank events
+    cell is left out)."""
+    lines = output.splitlines()
+    heads = re.split(r"\s{2,}", next(x for x in lines if x.startswith("layer")).strip())
     rows = {}
-    for line in output.splitlines():
-        w = line.split()
-        if len(w) >= 2 and (w[0], w[1]) in LAYERS:
-            rows[w[0]] = w
+    for line in lines:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) >= 2 and (cells[0], cells[1]) in LAYERS:
+            rows[cells[0]] = dict(zip(heads, cells))
     return rows
 
 
@@ -43,15 +48,19 @@ def test_table_and_summary():
     rows = rows_of(r.output)
     assert list(rows) == [p for p, _ in LAYERS]
     assert "policy float16 against reference float64" in r.output
-    lin = rows["body.1"]
-    assert "float16/float16" in lin and "sequential" in lin
+    assert rows["body.1"]["formats"] == "fp16/fp16 fp16 seq"       # the default table
     # every layer, containers included, has a bound and a ratio <= 1
     for path in ("body.1", "body.3", "body.5", "body.2", "body", "(model)"):
-        ratio = float(rows[path][-6])
-        assert 0 <= ratio <= 1
+        assert 0 <= float(rows[path]["ratio"]) <= 1
     # the propagated bound is at least the propagated error
     for path in ("body.1", "body.5", "(model)"):
-        assert float(rows[path][-9]) >= float(rows[path][-10])
+        assert float(rows[path]["prop bnd"]) >= float(rows[path]["prop err"])
+    wide = rows_of(invoke(*FAST, "--wide").output)
+    lin = wide["body.1"]
+    assert lin["formats"] == "float16/float16 float16 sequential fma"
+    for path in ("body.1", "body.5", "(model)"):
+        assert float(wide[path]["prop bound"]) >= float(wide[path]["prop err"])
+        assert wide[path]["ratio"] == rows[path]["ratio"]
     assert "delta within it on 32 samples" in r.output
     c = summary_counts(r.output)
     assert c["bad"] == 0
@@ -112,17 +121,28 @@ def test_step_end_of_input_quits():
 
 def test_backward_columns(tmp_path):
     js = tmp_path / "b.json"
-    r = invoke(*FAST, "--backward", "--json", js)
+    r = invoke(*FAST, "--backward", "--wide", "--json", js)
     assert r.exit_code == 0, r.output
     header = next(x for x in r.output.splitlines() if x.startswith("layer"))
     assert header.split()[-7:] == ["grad", "err", "g.local", "g.bound", "g.ratio", "g.ovf",
                                    "g.unf"]
     rows = rows_of(r.output)
-    assert float(rows["body.1"][-6]) > 0          # a gradient error arrives at Linear 1
+    lin = rows["body.1"]
+    assert float(lin["grad err"]) > 0          # a gradient error arrives at Linear 1
     # the local backward error of Linear 1 is within its bound
-    assert 0 < float(rows["body.1"][-5]) <= float(rows["body.1"][-4])
-    assert 0 < float(rows["body.1"][-3]) <= 1
-    assert rows["body.0"][-6:] == ["-"] * 6       # the input needs no gradient
+    assert 0 < float(lin["g.local"]) <= float(lin["g.bound"])
+    assert 0 < float(lin["g.ratio"]) <= 1
+    assert [rows["body.0"][k] for k in ("grad err", "g.local", "g.bound", "g.ratio",
+                                        "g.ovf", "g.unf")] == ["-"] * 6  # no input gradient
+    # the default table: the gradient columns and one events column, the same numbers
+    d = invoke(*FAST, "--backward")
+    assert d.exit_code == 0, d.output
+    header = next(x for x in d.output.splitlines() if x.startswith("layer"))
+    assert re.split(r"\s{2,}", header)[-4:] == ["grad err", "g.local", "g.ratio", "events"]
+    short = rows_of(d.output)
+    for key in ("grad err", "g.local", "g.ratio", "prop err", "ratio"):
+        assert short["body.1"][key] == lin[key]
+    assert [short["body.0"][k] for k in ("grad err", "g.local", "g.ratio")] == ["-"] * 3
     doc = json.loads(js.read_text())
     lin = doc["records"][1]
     assert lin["grad_error"]["max_abs"] > 0

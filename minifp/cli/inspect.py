@@ -4,7 +4,8 @@
 
     minifp inspect [--net mlp] [--checkpoint PATH] [--dtype float16] [--reference float64]
                    [--dataset NAME|PATH] [--samples 512] [--seed 0] [--step] [--backward]
-                   [--json FILE] [--plot FILE.png]
+                   [--wide] [--json FILE] [--plot FILE.png] [--progress/--no-progress]
+                   [--quiet]
 
 A thin layer over :func:`minifp.inspect.step` and :func:`minifp.theory.lemma.lemma_report`:
 
@@ -12,31 +13,47 @@ A thin layer over :func:`minifp.inspect.step` and :func:`minifp.theory.lemma.lem
   dataset's input shape and classes, or rebuilt from ``--checkpoint`` (its net, dataset
   and seed; the trained weights become the float64 masters, ``model.commit_master()``,
   as ``minifp eval`` does), and run on the first ``--samples`` test samples;
-* one table row per module call (children first, the root last): path, kind, output
-  shape, the formats and accumulation its ops used, the max abs propagated error (policy
-  run vs reference run) and local error (the layer alone on the reference input rounded
-  to the policy, vs exact), the a-priori bound and the ratio local error / bound (or
-  ``vacuous`` / ``no bound``), overflows, saturations, underflows to 0, non-finite values;
-  ``--backward`` adds the max abs error of the gradient w.r.t. the layer's output
-  (cross-entropy against the test labels) and its overflow / underflow counts;
+* one table row per module call (children first, the root last).  ``--wide``: every
+  column -- path, kind, output shape, the formats and accumulation its ops used, the max
+  abs propagated error (policy run vs reference run) and its a-priori bound, the local
+  error (the layer alone on the reference input rounded to the policy, vs exact), the
+  a-priori bound and the ratio local error / bound (or ``vacuous`` / ``no bound``),
+  overflows, saturations, underflows to 0, zeroed, non-finite values; ``--backward`` adds
+  the max abs error of the gradient w.r.t. the layer's output (cross-entropy against the
+  test labels), the local backward error, its bound and ratio, and the gradient's
+  overflow / underflow counts.  By default the table fits 120 columns (:class:`Table`):
+  formats abbreviated (``fp16/fp16 fp16 seq``), the nonzero counts in one ``events``
+  column (``unf:3 zero:12``), long names cut with an ellipsis, and with ``--backward``
+  the gradient columns in place of the shape, formats and bounds; a legend follows it;
 * a summary: the lemma of the 16-bit paper on the softmax outputs (a float64 softmax of
   the root record's logits, for the reference and the policy run): samples with
   Gamma >= 2 delta (agreement guaranteed), samples whose predictions agree / differ
-  (:func:`minifp.theory.lemma.lemma_report`'s definition: ties in the policy's output go to the
-  reference's class), guaranteed-but-differ (always 0), and the first layer where an
-  overflow or a non-finite value appears (:func:`minifp.inspect.first_overflow`).
+  (:func:`minifp.theory.lemma.lemma_report`'s definition: ties in the policy's output go
+  to the reference's class), guaranteed-but-differ (always 0), and the first layer where
+  an overflow or a non-finite value appears (:func:`minifp.inspect.first_overflow`).
 
-User errors print one line ``minifp: error: ...`` and exit 2.
+``--quiet`` prints the summary only (and the rows under ``--step``); a progress bar over
+the layers goes to stderr when it is a terminal (``--progress/--no-progress``), never
+under ``--step`` or ``--quiet``, and stdout is the same either way.  ``--json`` is strict
+JSON (:func:`minifp.jsonio.dumps`: NaN and infinities are ``null``).  The plot's title
+names the net, the checkpoint's folder and file and the dataset, never a full path.
+Warnings print as one line ``minifp: warning: ...`` on stderr.  User errors print one
+line ``minifp: error: ...`` and exit 2.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import math
+import sys
+import textwrap
+import warnings
+from pathlib import Path
 
 import click
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, one_line
+from ..jsonio import dumps
 from .checks import (check_out_file, check_plot_path, check_seed, require_matplotlib,
                      write_text)
 
@@ -88,12 +105,102 @@ def _bound_cells(rec) -> tuple[str, str]:
     return _g(rec.bound_max), _g(rec.ratio)
 
 
+WIDTH = 120
+ELLIPSIS = "\u2026"
+
+#: the wide table (``--wide``): every column at a fixed width
 _COLS = [("layer", 22, "<"), ("kind", 11, "<"), ("shape", 11, "<"), ("formats", 40, "<"),
          ("prop err", 9, ">"), ("prop bound", 10, ">"), ("local err", 9, ">"),
          ("bound", 9, ">"), ("ratio", 8, ">"), ("ovf", 5, ">"), ("sat", 5, ">"),
          ("unf", 5, ">"), ("zeroed", 6, ">"), ("nonfin", 6, ">")]
 _GRAD_COLS = [("grad err", 9, ">"), ("g.local", 9, ">"), ("g.bound", 9, ">"),
               ("g.ratio", 8, ">"), ("g.ovf", 5, ">"), ("g.unf", 5, ">")]
+_WIDE_KEYS = ["layer", "kind", "shape", "formats", "prop_err", "prop_bound", "local_err",
+              "bound", "ratio", "ovf", "sat", "unf", "zeroed", "nonfin"]
+_WIDE_GRAD_KEYS = ["grad_err", "g_local", "g_bound", "g_ratio", "g_ovf", "g_unf"]
+
+#: the default table: (key, header, align); the flexible columns' widths before the rows
+#: are known (under --step), and the order in which they give way when the table is wider
+#: than 120: (column, down to this width) in turn, until it fits
+_STEP_WIDTHS = {"layer": 24, "kind": 12, "shape": 10, "formats_short": 18, "events": 16}
+#: (the layer column first loses its indentation: "layer" at None = the longest path)
+_SHRINK = [("layer", None), ("events", 12), ("kind", 11), ("layer", 18), ("events", 8),
+           ("kind", 10), ("formats_short", 14), ("layer", 14), ("kind", 8), ("shape", 9),
+           ("formats_short", 10), ("events", 6), ("layer", 10)]
+_COMPACT = [("layer", "layer", "<"), ("kind", "kind", "<"), ("shape", "shape", "<"),
+            ("formats_short", "formats", "<"), ("prop_err", "prop err", ">"),
+            ("prop_bound", "prop bnd", ">"), ("local_err", "loc err", ">"),
+            ("bound", "bound", ">"), ("ratio", "ratio", ">"), ("events", "events", "<")]
+# with --backward the gradient columns replace shape, formats and the two bounds (the
+# table without --backward has the formats, --wide has every column)
+_COMPACT_GRAD = [("layer", "layer", "<"), ("kind", "kind", "<"),
+                 ("prop_err", "prop err", ">"), ("local_err", "loc err", ">"),
+                 ("ratio", "ratio", ">"), ("grad_err", "grad err", ">"),
+                 ("g_local", "g.local", ">"), ("g_ratio", "g.ratio", ">"),
+                 ("events", "events", "<")]
+
+LEGEND = ("formats: activations[/weights] accumulator (seq sequential, pair pairwise, "
+          "blkB blocked:B; fma unless nofma)")
+LEGEND_EVENTS = ("events: ovf overflows, sat saturated, unf underflows to 0, zero zeroed vs "
+                 "reference, nf non-finite")
+_SHORT_FORMATS = {"float64": "fp64", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+_SHORT_ORDERS = {"sequential": "seq", "pairwise": "pair"}
+
+
+def _short_format(name: str) -> str:
+    """``float16`` -> ``fp16`` (the registry's aliases), other names as they are."""
+    return ",".join(_SHORT_FORMATS.get(n, n) for n in str(name).split(","))
+
+
+def _short_accumulation(label: str) -> str:
+    """``float16 sequential fma`` -> ``fp16 seq``; ``blocked:32`` -> ``blk32``; ``no-fma``
+    -> ``nofma``; ``exact (quire)`` -> ``quire``; ``native (order unspecified)`` ->
+    ``native``."""
+    if label.startswith("exact"):
+        return "quire" if "quire" in label else "exact"
+    words = []
+    for w in label.replace(" (order unspecified)", "").split():
+        if w == "fma":
+            continue
+        if w.startswith("blocked:"):
+            w = "blk" + w[len("blocked:"):]
+        words.append({"no-fma": "nofma", **_SHORT_ORDERS}.get(w, _short_format(w)))
+    return " ".join(words)
+
+
+def _formats_short(rec, width: int | None = None) -> str:
+    """The formats cell of the default table: ``fp16/fp16 fp16 seq``; where that is wider
+    than ``width``, weights in the activations' format are left out (``fp16 fp16 seq``),
+    then the cell is cut with an ellipsis."""
+    f = rec.formats or {}
+    act = _short_format(f["activations"]) if f.get("activations") else ""
+    wts = _short_format(f["weights"]) if f.get("weights") else ""
+    accs = ";".join(dict.fromkeys(_short_accumulation(a) for a in rec.accumulations or ()))
+    cell = " ".join(p for p in (act + ("/" + wts if wts else ""), accs) if p) or "-"
+    if width is None or len(cell) <= width:
+        return cell
+    if wts == act:
+        cell = " ".join(p for p in (act, accs) if p) or "-"
+    return _clip(cell, width)
+
+
+def _count(n) -> str:
+    """A count in at most 4 characters: 9999, 12k, 1.2M, 35M."""
+    n = int(n)
+    if n < 10_000:
+        return str(n)
+    if n < 999_500:
+        return f"{n / 1e3:.0f}k"
+    return f"{n / 1e6:.1f}M" if n < 9_950_000 else f"{n / 1e6:.0f}M"
+
+
+def _events(rec, grec, backward) -> str:
+    """The nonzero counts of a row, e.g. ``unf:3 zero:12`` (``g.``: of the gradient)."""
+    items = [("ovf", rec.overflows), ("sat", rec.saturated), ("unf", rec.underflows),
+             ("zero", rec.zeroed), ("nf", rec.nonfinite)]
+    if backward and grec is not None:
+        items += [("g.ovf", grec.grad_overflows), ("g.unf", grec.grad_underflows)]
+    return " ".join(f"{k}:{_count(v)}" for k, v in items if v)
 
 
 def _grad_local_cells(rec) -> tuple[str, str, str]:
@@ -110,38 +217,178 @@ def _grad_local_cells(rec) -> tuple[str, str, str]:
     return _g(max(errs)), _g(bmax), _g(rec.grad_ratio)
 
 
-def _line(cells, cols) -> str:
-    out = []
-    for c, (_, w, align) in zip(cells, cols):
-        out.append(f"{c:{align}{w}}")
-    return "  ".join(out).rstrip()
-
-
-def table_header(backward: bool) -> str:
-    cols = _COLS + (_GRAD_COLS if backward else [])
-    return _line([c[0] for c in cols], cols)
-
-
-def table_row(rec, grad_rec=None, backward: bool = False) -> str:
-    """One row of the inspection table (``grad_rec``: the record of the backward run)."""
+def _cells(rec, grec, backward) -> dict:
+    """Every cell of a row, by column key (both tables take theirs from here)."""
     bound, ratio = _bound_cells(rec)
-    shape = "x".join(str(s) for s in rec.output_shape) or "-"
-    cells = ["  " * rec.depth + (rec.path or "(model)"), rec.kind, shape, _formats(rec),
-             _g(rec.propagated_error.max_abs), _g(rec.propagated_bound_max),
-             _g(rec.local_error.max_abs) if rec.local_error is not None else "-",
-             bound, ratio, str(rec.overflows), str(rec.saturated), str(rec.underflows),
-             str(rec.zeroed), str(rec.nonfinite)]
-    cols = _COLS
+    c = {"kind": rec.kind, "shape": "x".join(str(s) for s in rec.output_shape) or "-",
+         "formats": _formats(rec), "formats_short": _formats_short(rec),
+         "prop_err": _g(rec.propagated_error.max_abs),
+         "prop_bound": _g(rec.propagated_bound_max),
+         "local_err": _g(rec.local_error.max_abs) if rec.local_error is not None else "-",
+         "bound": bound, "ratio": ratio, "ovf": str(rec.overflows),
+         "sat": str(rec.saturated), "unf": str(rec.underflows), "zeroed": str(rec.zeroed),
+         "nonfin": str(rec.nonfinite), "events": _events(rec, grec, backward)}
     if backward:
-        cols = _COLS + _GRAD_COLS
-        ge = None if grad_rec is None else grad_rec.grad_error
-        gl, gb, gr = _grad_local_cells(grad_rec)
-        cells += [_g(ge.max_abs) if ge is not None else "-", gl, gb, gr,
-                  "-" if grad_rec is None or grad_rec.grad_overflows is None
-                  else str(grad_rec.grad_overflows),
-                  "-" if grad_rec is None or grad_rec.grad_underflows is None
-                  else str(grad_rec.grad_underflows)]
-    return _line(cells, cols)
+        ge = None if grec is None else grec.grad_error
+        c["grad_err"] = _g(ge.max_abs) if ge is not None else "-"
+        c["g_local"], c["g_bound"], c["g_ratio"] = _grad_local_cells(grec)
+        c["g_ovf"] = "-" if grec is None or grec.grad_overflows is None \
+            else str(grec.grad_overflows)
+        c["g_unf"] = "-" if grec is None or grec.grad_underflows is None \
+            else str(grec.grad_underflows)
+    return c
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, an ellipsis marking the cut."""
+    if len(text) <= width:
+        return text
+    return text[:max(width - 1, 0)] + ELLIPSIS if width > 0 else ""
+
+
+def _clip_words(text: str, width: int) -> str:
+    """Whole words of ``text`` that fit ``width``, an ellipsis for the rest."""
+    if len(text) <= width:
+        return text
+    words, out = text.split(" "), ""
+    for w in words:
+        nxt = f"{out} {w}" if out else w
+        if len(nxt) + 2 > width:        # room for " ..."
+            break
+        out = nxt
+    return f"{out} {ELLIPSIS}" if out else _clip(text, width)
+
+
+def fit_path(path: str, depth: int, width: int) -> str:
+    """A layer path indented by ``depth`` spaces in ``width`` characters: the indentation
+    gives way first, then middle components of the dotted path (``body.4…shortcut.0``:
+    the numbers of blocks and layers kept first, then as much of the ends as fits, the
+    tail first); a single long name keeps its end."""
+    name = path or "(model)"
+    if len(name) <= width:
+        return " " * min(depth, width - len(name)) + name
+    parts = name.split(".")
+    best, score = "", (-1, -1)
+    for tail in range(len(parts) - 1, 0, -1):
+        for head in range(len(parts) - tail - 1, -1, -1):
+            kept = parts[:head] + parts[-tail:]
+            cand = ".".join(parts[:head]) + ELLIPSIS + ".".join(parts[-tail:])
+            # block and layer numbers say the most, then as much of the name as fits
+            sc = (sum(p.isdigit() for p in kept), len(cand))
+            if len(cand) <= width and sc > score:
+                best, score = cand, sc
+    if best:
+        return best
+    return ELLIPSIS + name[len(name) - width + 1:] if width > 1 else _clip(name, width)
+
+
+class Table:
+    """The inspection table.
+
+    ``wide=True``: every column at a fixed width (the ``--wide`` table).  Otherwise the
+    default table: the columns that say the most (``_COMPACT`` / ``_COMPACT_GRAD``), each
+    as wide as its cells of ``rows`` (a list of ``(record, grad_record)``).  Without rows
+    (under ``--step``) the widths are fixed, the layer and kind columns sized from
+    ``layers`` (a list of ``(path, kind, depth)``) when given.  Where that is wider than
+    ``width``, the flexible columns (layer, events, kind, formats, shape) give way in turn
+    (``_SHRINK``), their cells cut with an ellipsis (layer paths in the middle,
+    :func:`fit_path`).  Every line is at most ``width`` characters: the numbers take at
+    most 8 each."""
+
+    SEP = "  "
+
+    def __init__(self, backward: bool, wide: bool = False, rows=None, width: int = WIDTH,
+                 layers=None):
+        self.backward, self.wide, self.width = backward, wide, width
+        if wide:
+            keys = _WIDE_KEYS + (_WIDE_GRAD_KEYS if backward else [])
+            cols = _COLS + (_GRAD_COLS if backward else [])
+            self.cols = [(k, h, a, w) for k, (h, w, a) in zip(keys, cols)]
+            return
+        spec = _COMPACT_GRAD if backward else _COMPACT
+        cells = None if rows is None else [(r, _cells(r, g, backward)) for r, g in rows]
+        widths = {}
+        for key, head, _ in spec:
+            if cells is None and layers and key in ("layer", "kind"):
+                w = max(len(p or "(model)") + d if key == "layer" else len(k)
+                        for p, k, d in layers)
+            elif cells is None:
+                w = _STEP_WIDTHS.get(key, 8)
+            elif key == "layer":
+                w = max(len(r.path or "(model)") + r.depth for r, _ in cells)
+            else:
+                w = max(len(c[key]) for _, c in cells)
+            widths[key] = max(w, len(head))
+        heads = {k: h for k, h, _ in spec}
+        over = sum(widths.values()) + len(self.SEP) * (len(spec) - 1) - width
+        if cells is not None:
+            bare = max(len(r.path or "(model)") for r, _ in cells)
+        else:
+            bare = max((len(p or "(model)") for p, _, _ in layers or ()),
+                       default=_STEP_WIDTHS["layer"])
+        for key, floor in _SHRINK:
+            if over <= 0:
+                break
+            floor = bare if floor is None else floor
+            if key in widths:
+                cut = min(over, max(widths[key] - max(floor, len(heads[key])), 0))
+                widths[key] -= cut
+                over -= cut
+        self.cols = [(k, h, a, widths[k]) for k, h, a in spec]
+
+    def _line(self, cells) -> str:
+        return self.SEP.join(f"{c:{a}{w}}" for c, (_, _, a, w) in zip(cells, self.cols)
+                             ).rstrip()
+
+    @property
+    def headers(self) -> list:
+        return [h for _, h, _, _ in self.cols]
+
+    def header(self) -> str:
+        return self._line(self.headers)
+
+    def row(self, rec, grec=None) -> str:
+        c = _cells(rec, grec, self.backward)
+        out = []
+        for key, _, _, w in self.cols:
+            if key == "layer":
+                out.append(("  " * rec.depth + (rec.path or "(model)")) if self.wide
+                           else fit_path(rec.path, rec.depth, w))
+            elif self.wide:
+                out.append(c[key])
+            elif key == "events":
+                out.append(_clip_words(c[key], w))
+            elif key == "formats_short":
+                out.append(_formats_short(rec, w))
+            else:
+                out.append(_clip(c[key], w))
+        return self._line(out)
+
+    def legend(self) -> list:
+        """What the abbreviations of the default table mean (nothing for --wide): its
+        phrases packed into lines of at most ``width`` characters."""
+        if self.wide:
+            return []
+        phrases = [LEGEND] if any(k == "formats_short" for k, *_ in self.cols) else []
+        phrases += [LEGEND_EVENTS + (", g. of the gradient" if self.backward else ""),
+                    "--wide: all columns"]
+        lines = [phrases[0]]
+        for ph in phrases[1:]:
+            if len(lines[-1]) + 2 + len(ph) <= self.width:
+                lines[-1] += "; " + ph
+            else:
+                lines.append(ph)
+        return lines
+
+
+def table_header(backward: bool, wide: bool = True) -> str:
+    """The header of the table (``wide``: every column at fixed widths)."""
+    return Table(backward, wide).header()
+
+
+def table_row(rec, grad_rec=None, backward: bool = False, wide: bool = True) -> str:
+    """One row of the inspection table (``grad_rec``: the record of the backward run)."""
+    return Table(backward, wide).row(rec, grad_rec)
 
 
 def _describe(values) -> str:
@@ -209,21 +456,6 @@ def layer_stats(rec, grad_rec=None) -> str:
     return "\n".join(lines)
 
 
-def _jsonable(v):
-    """Non-finite floats as the strings ``inf`` / ``-inf`` / ``nan`` (strict JSON)."""
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    return v
-
-
 def _overflow_dict(rec):
     if rec is None:
         return None
@@ -241,15 +473,24 @@ def _overflow_text(rec) -> str:
 
 
 # ---------------------------------------------------------------------------- setup
+def short_path(path) -> str:
+    """A path as its file name and the folder holding it (``run-fp16/checkpoint.h5``):
+    what a plot title or a table needs to tell runs apart, without the full path."""
+    p = Path(str(path))
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
 def _load(net, checkpoint, dataset, seed):
-    """(model, data, description) -- built from the seed or rebuilt from a checkpoint."""
+    """(model, data, description, label) -- built from the seed or rebuilt from a
+    checkpoint; ``label``: the description with the checkpoint's short path."""
     from ..data import load_dataset  # noqa: PLC0415
     from ..nn.zoo import build_model  # noqa: PLC0415
     if checkpoint is None:
         data = load_dataset(dataset)
         name = net or "mlp"
         model = build_model(name, data.input_shape, data.classes, seed=seed)
-        return model, data, f"{name.strip().lower()} (seed {seed}, untrained)"
+        what = f"{name.strip().lower()} (seed {seed}, untrained)"
+        return model, data, what, what
     from ..checkpoint import load_checkpoint, restore  # noqa: PLC0415
     from ..precision import Precision  # noqa: PLC0415
     ckpt = load_checkpoint(checkpoint)
@@ -269,8 +510,9 @@ def _load(net, checkpoint, dataset, seed):
     model.to(own)
     restore(model, None, None, ckpt)
     model.commit_master()
-    return model, data, (f"{saved['net']} from {checkpoint} (epoch {int(ckpt['epoch'])}, "
-                         f"trained under {own.name})")
+    tail = f"(epoch {int(ckpt['epoch'])}, trained under {own.name})"
+    return (model, data, f"{saved['net']} from {checkpoint} {tail}",
+            f"{saved['net']} from {short_path(checkpoint)} {tail}")
 
 
 def _summary(records, labels):
@@ -316,8 +558,8 @@ def _summary(records, labels):
 def _summary_text(s, first, policy, reference) -> str:
     n = s["samples"]
     lines = [
-        f"summary over {n} samples (lemma of the 16-bit paper on the softmax outputs: "
-        f"{SOFTMAX_NOTE}; reference {reference} vs policy {policy}):",
+        wrap(f"summary over {n} samples (lemma of the 16-bit paper on the softmax outputs: "
+             f"{SOFTMAX_NOTE}; reference {reference} vs policy {policy}):"),
         f"  agreement guaranteed (Gamma >= 2 delta)  {s['guaranteed']:>6}",
         f"  predictions agree                        {s['agree']:>6}",
         f"  predictions differ                       {s['differ']:>6}",
@@ -361,11 +603,32 @@ def _quit_text(seen) -> str:
 
 
 # ---------------------------------------------------------------------------- plot
+def plot_title(label, dataset, samples, policy, reference) -> str:
+    """The plot's title: ``label`` (the net, its seed or its checkpoint's short path),
+    the dataset's name (a path shortened to its file name), the samples and the two
+    policies -- never a full path."""
+    name = str(dataset)
+    if "/" in name or "\\" in name:
+        name = Path(name.replace("\\", "/")).name
+    return f"{label} on {name}, {samples} samples: {policy} vs {reference}"
+
+
 def plot_inspection(records, summary, path, title):
-    """Left: per leaf layer, the max local error next to the max a-priori bound (log
-    scale; vacuous bounds and layers without one are marked), and the propagated error
-    and its bound as markers.  Right: histograms of Gamma
-    and 2 delta over the samples (log-spaced bins; zeros drawn at the smallest bin)."""
+    """Draw :func:`inspection_figure` and save it to ``path``."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    fig = inspection_figure(records, summary, title)
+    try:
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def inspection_figure(records, summary, title):
+    """The figure (not saved, not closed).  Left: per leaf layer, the max local error
+    next to the max a-priori bound (log scale; vacuous bounds and layers without one are
+    marked), and the propagated error and its bound as markers.  Right: histograms of
+    Gamma and 2 delta over the samples (log-spaced bins; zeros drawn at the smallest
+    bin).  ``title`` (:func:`plot_title`) is the figure's title."""
     import matplotlib  # noqa: PLC0415
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -436,12 +699,46 @@ def plot_inspection(records, summary, path, title):
     ax2.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 # ---------------------------------------------------------------------------- command
-@click.command("inspect")
+EXAMPLES = """\b
+Examples:
+  minifp inspect --net mlp --dataset digits --samples 64
+  minifp inspect --net lenet5 --dataset digits --samples 64 --backward
+  minifp inspect --net mlp --dataset digits --dtype e4m3 --wide --json e4m3.json
+  minifp inspect --checkpoint runs/fp16/checkpoint.h5 --dtype bfloat16 --plot bf16.png
+  minifp inspect --net mlp --dataset digits --step
+  minifp inspect --net cnn --dataset mnist-5k --quiet --json cnn.json
+"""
+
+
+def wrap(text: str, width: int = WIDTH) -> str:
+    """A prose line folded at ``width`` (paths and other long words are never cut)."""
+    return textwrap.fill(text, width, subsequent_indent="  ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
+@contextlib.contextmanager
+def one_line_warnings(bar_holder=None):
+    """Every warning raised inside shows as one line ``minifp: warning: ...`` on stderr
+    (no source path, no source line; above a progress bar when one is drawn)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = f"minifp: warning: {one_line(message)}"
+        bar = bar_holder[0] if bar_holder else None
+        if bar is not None and hasattr(bar, "refresh"):
+            from tqdm import tqdm  # noqa: PLC0415
+            tqdm.write(text, file=sys.stderr)
+        else:
+            click.echo(text, err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+@click.command("inspect", epilog=EXAMPLES)
 @click.option("--net", default=None,
               help="mlp, lenet5, cnn, resnet (resnet8, ...), vit [default: mlp, or the "
                    "checkpoint's]")
@@ -462,19 +759,39 @@ def plot_inspection(records, summary, path, title):
               help="pause after each layer: Enter next, p statistics, q quit")
 @click.option("--backward", is_flag=True,
               help="also compare gradients per layer (cross-entropy on the test labels)")
+@click.option("--wide", is_flag=True,
+              help="the table with every column (up to 239 characters wide); by default "
+                   "it fits 120: the most useful columns, formats abbreviated (fp16 seq), "
+                   "the counts as one events column, long names cut with an ellipsis")
 @click.option("--json", "json_path", default=None, metavar="FILE",
-              help="write the records and the summary to FILE")
+              help="write the records and the summary to FILE (strict JSON: non-finite "
+                   "numbers are null)")
 @click.option("--plot", "plot_path", default=None, metavar="FILE.png",
               help="per-layer error vs bound and a histogram of Gamma and 2 delta "
                    "(needs the plot extra)")
+@click.option("--progress/--no-progress", default=None,
+              help="a progress bar over the layers on stderr [default: when stderr is a "
+                   "terminal; never under --step or --quiet]")
+@click.option("--quiet", "-q", is_flag=True,
+              help="no progress bar, no heading, legend or table: print only the summary "
+                   "(the lemma counts, accuracies, largest ratios, first overflow); the "
+                   "table still shows under --step, --json and --plot are written as usual")
 def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, stepping,
-                    backward, json_path, plot_path):
+                    backward, wide, json_path, plot_path, progress, quiet):
     """Step through a network layer by layer under a precision policy against a float64
     reference: a table of errors, a-priori bounds and overflows per layer, then how many
     samples the lemma Gamma >= 2 delta guarantees and how many actually agree."""
+    holder = [None]
+    with one_line_warnings(holder):
+        _inspect(net, checkpoint, dtype, reference, dataset, samples, seed, stepping,
+                 backward, wide, json_path, plot_path, progress, quiet, holder)
+
+
+def _inspect(net, checkpoint, dtype, reference, dataset, samples, seed, stepping, backward,
+             wide, json_path, plot_path, progress, quiet, holder):
     from ..inspect import step  # noqa: PLC0415
     from ..precision import get_precision  # noqa: PLC0415
-
+    from ..progress import bar, default_enabled  # noqa: PLC0415
 
     if plot_path is not None:
         require_matplotlib()
@@ -496,7 +813,7 @@ def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, s
         raise UserError(f"--reference {ref.name} ({ra.name}) is narrower than --dtype "
                         f"{policy.name} ({pa.name})")
 
-    model, data, what = _load(net, checkpoint, dataset, seed)
+    model, data, what, label = _load(net, checkpoint, dataset, seed)
     n_test = int(len(data.y_test))
     if samples > n_test:
         raise UserError(f"--samples {samples} is larger than the {n_test} test samples of "
@@ -512,78 +829,105 @@ def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, s
     except ValueError as err:
         raise UserError(str(err)) from None
 
-    click.echo(f"inspect {what} on {data.name}: first {samples} of {n_test} test samples, "
-               f"policy {policy.name} against reference {ref.name}")
+    if not quiet:
+        click.echo(wrap(f"inspect {what} on {data.name}: first {samples} of {n_test} test "
+                        f"samples, policy {policy.name} against reference {ref.name}"))
     records, grads = [], {}
     quit_early = False
     if stepping:
-        click.echo(table_header(backward))
-    pairs = ((r, r if backward else None) for r in fwd)
-    for rec, grec in pairs:
-        records.append(rec)
-        if grec is not None:
-            grads[rec.index] = grec
-        if not stepping:
-            continue
-        click.echo(table_row(rec, grec, backward))
-        while True:
-            try:
-                ans = click.prompt(PROMPT, default="", show_default=False,
-                                   prompt_suffix=" ")
-            except click.exceptions.Abort:  # end of input: quit
-                ans = "q"
-            ans = ans.strip().lower()
-            if ans == "p":
-                click.echo(layer_stats(rec, grec))
-                continue
-            if ans == "q":
-                quit_early = True
-            elif ans != "":
-                click.echo(f"unknown answer {ans!r}: Enter, p or q")
-                continue
-            break
-        if quit_early:
-            break
+        table = Table(backward, wide, layers=[(p, type(m).__name__, p.count(".") + 1 if p
+                                               else 0) for p, m in model.named_modules()])
+        if not quiet:
+            for line in table.legend():
+                click.echo(line)
+        click.echo(table.header())
+    shown = default_enabled(progress, quiet) and not stepping
+    n_layers = sum(1 for _ in model.named_modules())
+    with bar(n_layers, "inspect", shown, unit="layer") as pbar:
+        holder[0] = pbar if shown else None
+        try:
+            for rec in fwd:
+                grec = rec if backward else None
+                records.append(rec)
+                if grec is not None:
+                    grads[rec.index] = grec
+                pbar.update(1)
+                pbar.set_postfix_str(rec.path or "(model)")
+                if not stepping:
+                    continue
+                click.echo(table.row(rec, grec))
+                if _prompt(rec, grec):
+                    quit_early = True
+                    break
+        finally:
+            holder[0] = None
 
     if quit_early:
         click.echo(_quit_text(records))
         if json_path:
-            doc = {"net": what, "dataset": data.name, "samples": samples,
-                   "policy": policy.name, "reference": ref.name, "backward": backward,
-                   "complete": False,
-                   "records": [_with_grads(r, grads.get(r.index)) for r in records],
-                   "summary": None}
+            doc = _doc(what, checkpoint, data, samples, policy, ref, backward, False,
+                       records, grads, None)
             _write_json(json_path, doc)
         if plot_path:
             click.echo("--plot: not drawn (quit before the last layer)")
         return
 
-    if not stepping:
-        click.echo(table_header(backward))
+    if not stepping and not quiet:
+        table = Table(backward, wide, [(r, grads.get(r.index)) for r in records])
+        click.echo(table.header())
         for rec in records:
-            click.echo(table_row(rec, grads.get(rec.index), backward))
+            click.echo(table.row(rec, grads.get(rec.index)))
+        for line in table.legend():
+            click.echo(line)
     summary, first = _summary(records, y)
-    click.echo("")
+    if not quiet or stepping:
+        click.echo("")
     click.echo(_summary_text(summary, first, policy.name, ref.name))
 
     if json_path:
-        doc = {"net": what, "dataset": data.name, "samples": samples, "policy": policy.name,
-               "reference": ref.name, "backward": backward, "complete": True,
-               "records": [_with_grads(r, grads.get(r.index)) for r in records],
-               "summary": summary}
+        doc = _doc(what, checkpoint, data, samples, policy, ref, backward, True, records,
+                   grads, summary)
         _write_json(json_path, doc)
     if plot_path:
         try:
             plot_inspection(records, summary, plot_path,
-                            f"{what} on {data.name}, {samples} samples: {policy.name} vs "
-                            f"{ref.name}")
+                            plot_title(label, data.name, samples, policy.name, ref.name))
         except OSError as err:
             raise UserError(f"--plot {plot_path}: cannot write ({err.strerror or err})") \
                 from None
 
 
+def _prompt(rec, grec) -> bool:
+    """Ask what to do after a row of --step; True to quit."""
+    while True:
+        try:
+            ans = click.prompt(PROMPT, default="", show_default=False, prompt_suffix=" ")
+        except click.exceptions.Abort:  # end of input: quit
+            ans = "q"
+        ans = ans.strip().lower()
+        if ans == "p":
+            click.echo(layer_stats(rec, grec))
+            continue
+        if ans == "q":
+            return True
+        if ans != "":
+            click.echo(f"unknown answer {ans!r}: Enter, p or q")
+            continue
+        return False
+
+
+def _doc(what, checkpoint, data, samples, policy, ref, backward, complete, records, grads,
+         summary) -> dict:
+    return {"net": what, "checkpoint": None if checkpoint is None else str(checkpoint),
+            "dataset": data.name, "samples": samples, "policy": policy.name,
+            "reference": ref.name, "backward": backward, "complete": complete,
+            "records": [_with_grads(r, grads.get(r.index)) for r in records],
+            "summary": summary}
+
+
 def _write_json(path, doc):
-    write_text(path, json.dumps(_jsonable(doc), indent=2) + "\n", "--json")
+    """Strict JSON (:func:`minifp.jsonio.dumps`: NaN and infinities become null)."""
+    write_text(path, dumps(doc, indent=2) + "\n", "--json")
 
 
 def _with_grads(rec, grec) -> dict:
