@@ -339,3 +339,37 @@ def test_stale_temporaries_are_cleaned(tmp_path):
         p.write_bytes(b"partial")
     ok("train", "--resume", out, "--epochs", 2, "--no-progress")
     assert not any(p.exists() for p in stale)
+
+
+def _strip_seconds(text):
+    import re
+    return re.sub(r"\d+\.\d+ ?s", "Ts", text)
+
+
+def test_progress_bars_go_to_stderr_only(tmp_path):
+    with_bar = CliRunner().invoke(main, ["train", *FAST[:-1], "--progress", "--epochs", "1",
+                                         "--out", str(tmp_path / "a")])
+    without = CliRunner().invoke(main, ["train", *FAST, "--epochs", "1",
+                                        "--out", str(tmp_path / "b")])
+    assert with_bar.exit_code == 0 and without.exit_code == 0
+    assert "epoch 1/1" in with_bar.stderr and "step/s" in with_bar.stderr   # tqdm: rate, ETA
+    assert "<" in with_bar.stderr                                          # [elapsed<eta]
+    assert "test 1" in with_bar.stderr                                     # the evaluation
+    assert without.stderr == ""
+    assert _strip_seconds(with_bar.stdout).replace(str(tmp_path / "a"), "D") == \
+        _strip_seconds(without.stdout).replace(str(tmp_path / "b"), "D")
+
+
+def test_warnings_are_one_line_without_source_paths(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, "-c", "from minifp.cli import main; main()", "train", *FAST,
+         "--optimizer", "adam", "--lr", "1e-4", "--epochs", "1", "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.splitlines()
+    warns = [line for line in lines if line.startswith("minifp: warning:")]
+    assert warns and all(w.startswith("minifp: warning: Adam eps=1e-08 rounds to 0")
+                         for w in warns), proc.stderr
+    assert all(line.startswith("minifp: ") for line in lines), proc.stderr   # nothing else
+    assert ".py:" not in proc.stderr and "warnings.warn" not in proc.stderr

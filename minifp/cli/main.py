@@ -66,7 +66,10 @@ def main():
     Every number format, rounding mode and accumulation (format, order, fma) is a named
     choice; `minifp COMMAND --help` shows each command's options and examples.
     """
+    previous = warnings.formatwarning
     warnings.formatwarning = one_line_warning
+    click.get_current_context().call_on_close(
+        lambda: setattr(warnings, "formatwarning", previous))
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:
