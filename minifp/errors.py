@@ -18,3 +18,26 @@ class CLIError(click.ClickException):
 
     def show(self, file=None):
         click.echo(f"minifp: error: {one_line(self.format_message())}", err=True)
+
+
+class OneLineErrors:
+    """Mixin for click commands and groups: a ``ValueError`` (``UserError`` included) that
+    escapes the command becomes :class:`CLIError` (one line on stderr), keeping its
+    ``exit_code`` attribute when it has one (else 2), also when the command runs on its
+    own rather than under ``minifp``."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ValueError as err:
+            error = CLIError(str(err))
+            error.exit_code = getattr(err, "exit_code", CLIError.exit_code)
+            raise error from None
+
+
+class OneLineGroup(OneLineErrors, click.Group):
+    """A click group whose ValueErrors print as one line (see :class:`OneLineErrors`)."""
+
+
+class OneLineCommand(OneLineErrors, click.Command):
+    """A click command whose ValueErrors print as one line (see :class:`OneLineErrors`)."""

@@ -7,6 +7,7 @@ that slipped through is an error here, not an unreadable file later.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["strict", "dumps", "loads_strict", "write_atomic", "write_lines_atomic"]
+__all__ = ["strict", "dumps", "loads_strict", "replacing", "write_atomic",
+           "write_lines_atomic"]
 
 
 def strict(obj):
@@ -53,16 +55,16 @@ def loads_strict(text: str):
     return json.loads(text, parse_constant=_refuse)
 
 
-def write_lines_atomic(path, lines) -> None:
-    """Write ``lines`` (each gets a newline) to ``path`` through a temporary file in the
-    same folder, fsynced and moved over ``path``: a reader sees the old or the new file."""
+@contextlib.contextmanager
+def replacing(path):
+    """Yield a temporary path beside ``path``; when the block ends without an error the
+    temporary file is fsynced and moved over ``path`` (a reader sees the old or the new
+    file, never a part), else it is removed."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w") as f:
-            for line in lines:
-                f.write(line + "\n")
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -71,6 +73,13 @@ def write_lines_atomic(path, lines) -> None:
         except OSError:
             pass
         raise
+
+
+def write_lines_atomic(path, lines) -> None:
+    """Write ``lines`` (each gets a newline) to ``path`` atomically (:func:`replacing`)."""
+    with replacing(path) as tmp, open(tmp, "w") as f:
+        for line in lines:
+            f.write(line + "\n")
 
 
 def write_atomic(path, obj, indent=2) -> None:

@@ -29,7 +29,7 @@ import shutil
 from pathlib import Path
 
 from .errors import UserError
-from .jsonio import dumps, write_atomic, write_lines_atomic
+from .jsonio import dumps, replacing, write_atomic, write_lines_atomic
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -206,19 +206,8 @@ def write_summary(run_dir, summary: dict) -> None:
 
 def copy_atomic(src, dst) -> None:
     """Copy ``src`` over ``dst`` through a temporary file and a rename."""
-    dst = Path(dst)
-    tmp = dst.with_name(f"{dst.name}.tmp-{os.getpid()}")
-    try:
+    with replacing(dst) as tmp:
         shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.+=:,()-]")

@@ -373,3 +373,30 @@ def test_warnings_are_one_line_without_source_paths(tmp_path):
                          for w in warns), proc.stderr
     assert all(line.startswith("minifp: ") for line in lines), proc.stderr   # nothing else
     assert ".py:" not in proc.stderr and "warnings.warn" not in proc.stderr
+
+
+def test_compare_plot_has_integer_epoch_ticks(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from minifp.cli.train import plot_compare
+    figures = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: figures.append(self))
+    hist = [{"epoch": e, "test_loss": 1.0 / e, "test_accuracy": 0.5 + e / 10}
+            for e in (1, 2, 3)]
+    plot_compare({"net": "mlp", "dataset": "digits",
+                  "rows": [{"dtype": "float16", "history": hist}]}, tmp_path / "p.png")
+    (fig,) = figures
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+@pytest.mark.parametrize("cmd", [train_command, eval_command, compare_command])
+def test_examples_in_the_help_parse(cmd):
+    import shlex
+    lines = [ln.split("#")[0].strip() for ln in cmd.epilog.splitlines()]
+    examples = [shlex.split(ln)[2:] for ln in lines if ln.startswith("minifp ")]
+    assert examples
+    for args in examples:
+        cmd.make_context(cmd.name, list(args))          # raises on an unknown option

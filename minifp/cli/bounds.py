@@ -29,7 +29,7 @@ import click
 
 from ..accumulate.spec import Accumulation, parse_order
 from ..theory.accumulation import accumulation_bound, gamma, unit_roundoff
-from ..errors import CLIError, UserError
+from ..errors import OneLineCommand, UserError
 from ..jsonio import dumps
 from ..formats import get_format, parse_rounding
 
@@ -166,18 +166,7 @@ def _vacuous_text(kind, k, u, is_posit):
     return "vacuous (the magnitude may overflow the format)"
 
 
-class _BoundsCommand(click.Command):
-    """Turns a ValueError (unknown format, order or mode) into one line
-    ``minifp: error: ...`` with exit status 2, also when the command is invoked on its own."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except ValueError as err:
-            raise CLIError(str(err)) from None
-
-
-@click.command("bounds", cls=_BoundsCommand, epilog="""\b
+@click.command("bounds", cls=OneLineCommand, epilog="""\b
 Examples:
   minifp bounds --n 784                                  float16, sequential
   minifp bounds --format float16 --n 4096 --order pairwise

@@ -19,22 +19,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..errors import CLIError, UserError
+from ..errors import OneLineGroup, UserError
 from ..data.datasets import (H5_SUFFIXES, SHIPPED, dataset_dir, dataset_dirs, list_datasets,
                              load_dataset, shipped_dir)
 from ..data.importers import IMPORTERS, importer_kind, import_dataset
 from ..jsonio import dumps
 from .checks import check_out_file
-
-
-class _DataGroup(click.Group):
-    """Turns UserError (any ValueError) into a one-line click error (exit status 2)."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except ValueError as err:
-            raise CLIError(str(err)) from None
 
 
 def _size(n: int) -> str:
@@ -67,7 +57,7 @@ def _folders_line() -> str:
         ", then ".join(parts)
 
 
-@click.group("data", cls=_DataGroup, epilog="""\b
+@click.group("data", cls=OneLineGroup, epilog="""\b
 Examples:
   minifp data list
   minifp data show mnist-5k

@@ -27,7 +27,7 @@ from fractions import Fraction
 import click
 import numpy as np
 
-from ..errors import CLIError
+from ..errors import CLIError, OneLineGroup
 from ..jsonio import dumps
 from ..formats.exactparse import parse_exact, parse_real, to_float64
 from ..formats import MODE_NAMES, Rounding, get_format, named_formats, parse_rounding
@@ -176,17 +176,6 @@ def _format_record(name, fmt, note) -> dict:
 
 
 # ---- commands -------------------------------------------------------------------
-class _FormatsGroup(click.Group):
-    """Turns a ValueError (unknown format, bad parameters, unknown mode) into one line
-    ``minifp: error: ...`` with exit status 2, also when the group is invoked on its own."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except ValueError as err:
-            raise CLIError(str(err)) from None
-
-
 def _json_wanted(flag: bool) -> bool:
     """``--json`` given to the subcommand or to the ``formats`` group above it."""
     ctx = click.get_current_context().parent
@@ -220,7 +209,7 @@ def _print_table(as_json: bool) -> None:
                "p = precision in bits, u = 2^-p. Details and codes: minifp formats show NAME")
 
 
-@click.group(cls=_FormatsGroup, invoke_without_command=True, epilog="""\b
+@click.group(cls=OneLineGroup, invoke_without_command=True, epilog="""\b
 Examples:
   minifp formats                      the table (same as: minifp formats list)
   minifp formats --json               the table as JSON

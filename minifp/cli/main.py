@@ -21,19 +21,11 @@ import warnings
 import click
 
 from .. import __version__
-from ..errors import CLIError, one_line
+from ..errors import OneLineGroup, one_line
 
 
-class MinifpGroup(click.Group):
-    """Top-level group: turns ValueError into CLIError and usage errors into one line."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except ValueError as err:
-            error = CLIError(str(err))
-            error.exit_code = getattr(err, "exit_code", CLIError.exit_code)
-            raise error from None
+class MinifpGroup(OneLineGroup):
+    """Top-level group: ValueErrors and usage errors as one line, Ctrl-C as exit 130."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
