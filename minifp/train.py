@@ -36,6 +36,7 @@ from . import rundir
 from .autograd import no_grad
 from .backend import asnumpy
 from .errors import UserError
+from .frozen import frozen_cause, snapshot, unchanged
 from .precision import Precision, get_precision, use
 
 ADAMW_WEIGHT_DECAY = 0.01
@@ -377,7 +378,7 @@ def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     if start_epoch:
         info(f"resuming from epoch {start_epoch} of {config.epochs} "
              f"({run_dir / rundir.CHECKPOINT})")
-    epoch, step = start_epoch, 0
+    epoch = start_epoch
     try:
         for epoch in range(start_epoch, config.epochs):
             row = _train_epoch(model, optimizer, scaler, policy, stream, data, config,
@@ -409,7 +410,7 @@ def _train_epoch(model, optimizer, scaler, policy, stream, data, config, epoch, 
     rng = np.random.default_rng([config.seed, epoch])
     skipped_before = scaler.skipped
     loss_sum, finite_batches, nonfinite, correct, seen = 0.0, 0, 0, 0, 0
-    before = _snapshot(model, policy.master_weights)
+    before = snapshot(model, policy.master_weights)
     bar = _progress.bar(n_batches, f"epoch {epoch + 1}/{config.epochs}", bars,
                         position=bar_position)
     with use(policy, rng=stream), bar:
@@ -470,7 +471,7 @@ def _after_epoch(row, model, optimizer, scaler, policy, data, config, epoch, sta
                    f"under loss scale {scaler.scale:g})")
     if not math.isfinite(test_loss):
         state.fail(f"the test loss is {test_loss} after epoch {epoch + 1} under {policy.name}")
-    if _unchanged(before, _snapshot(model, policy.master_weights)):
+    if unchanged(before, snapshot(model, policy.master_weights)):
         state.fail(f"no parameter changed in epoch {epoch + 1}: "
                    + frozen_cause(model, optimizer, policy, data, config))
     if run_dir is None:
@@ -516,75 +517,6 @@ def _closing_line(config, policy, state, summary) -> str:
     if state.dir is not None:
         text += f"; saved in {state.dir} (checkpoint.h5, best.h5, metrics.jsonl, summary.json)"
     return text
-
-
-# ---- is anything learning? -------------------------------------------------------------
-
-def _snapshot(model, masters: bool) -> list:
-    """Copies of every parameter and, with master weights (``masters``), of its master:
-    the weights the optimizer really updates."""
-    out = []
-    for mpath, m in model.named_modules():
-        for name, prm in m._parameters.items():
-            if prm is not None:
-                out.append(np.array(asnumpy(prm.data)))
-                if masters and m._master.get(name) is not None:
-                    out.append(np.array(asnumpy(m._master[name])))
-    return out
-
-
-def _unchanged(before, after) -> bool:
-    """No value moved (a zero that changed sign did not move)."""
-    return len(before) == len(after) and all(
-        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(before, after))
-
-
-def frozen_cause(model, optimizer, policy, data, config) -> str:
-    """Why no weight moved, from one batch: per layer the largest |lr * gradient| next to
-    the smallest half-gap between the layer's weights and their neighbours in the weights
-    format (an update below it rounds back to the same weight)."""
-    from . import functional as F
-    from .data import batches
-
-    xb, yb = next(batches(data.x_train, data.y_train, config.batch_size, shuffle=False))
-    optimizer.zero_grad()
-    with use(policy):
-        model.train()
-        F.cross_entropy(model(xb), yb).backward()
-    parts, zero = [], True
-    for mpath, m in model.named_modules():
-        for name, prm in m._parameters.items():
-            if prm is None or prm.grad is None:
-                continue
-            g = np.abs(np.asarray(asnumpy(getattr(prm.grad, "data", prm.grad)), np.float64))
-            step_max = config.lr * float(g.max()) if g.size else 0.0
-            zero = zero and step_max == 0
-            fmt = policy.for_layer(m.path).format_of("weights")
-            half = _half_gap(fmt, np.asarray(asnumpy(prm.data), np.float64))
-            parts.append(f"{mpath + '.' if mpath else ''}{name} ({fmt.name}): "
-                         f"|lr*grad| <= {step_max:.3g}, half-gap >= {half:.3g}")
-    optimizer.zero_grad()
-    if zero:
-        return (f"every weight gradient is zero on the first batch (they underflow in the "
-                f"backward format {policy.format_of('backward').name} or the gradient "
-                f"format {policy.format_of('gradients').name}, or every unit is dead)")
-    shown = "; ".join(parts[:4]) + ("; ..." if len(parts) > 4 else "")
-    return (f"every update was below half an ulp of the weights format, so the rounded "
-            f"weights stayed the same ({shown})")
-
-
-def _half_gap(fmt, w) -> float:
-    """The smallest half-distance from a weight in ``w`` to its neighbours in ``fmt``."""
-    w = w.ravel()
-    w = w[np.isfinite(w)]
-    if w.size == 0:
-        return math.inf
-    up = np.asarray(fmt.round(np.nextafter(w, np.inf), "up"), np.float64)
-    down = np.asarray(fmt.round(np.nextafter(w, -np.inf), "down"), np.float64)
-    with np.errstate(invalid="ignore"):
-        gaps = np.minimum(up - w, w - down)
-    gaps = gaps[np.isfinite(gaps) & (gaps > 0)]
-    return float(gaps.min()) / 2 if gaps.size else math.inf
 
 
 def _policy_stream(model, policy):
@@ -649,98 +581,3 @@ def versions() -> dict:
     return {"minifp": __version__, "python": platform.python_version(),
             "numpy": np.__version__, "scipy": version("scipy"), "h5py": version("h5py"),
             "click": version("click"), "platform": platform.platform()}
-
-
-# ---- evaluation of checkpoints and comparisons ---------------------------------------
-
-def evaluate_checkpoint(path, dtype=None, dataset=None, batch_size=256) -> dict:
-    """Accuracy and loss of a checkpoint under its own policy, and under ``dtype`` with
-    the agreement of its predictions with those of the checkpoint's policy.
-
-    Under another policy the trained weights (decoded from the checkpoint) become the
-    float64 masters and are rounded once to that policy's weights formats."""
-    from .checkpoint import load_checkpoint, restore
-    from .data import load_dataset
-    from .nn.zoo import build_model
-
-    ckpt = load_checkpoint(path)
-    saved = (ckpt.get("extra") or {}).get("config") or {}
-    if "net" not in saved:
-        raise UserError(f"{path}: the checkpoint does not say which network it holds")
-    own = Precision.from_json(ckpt["policy"]) if isinstance(ckpt["policy"], str) \
-        else Precision.from_dict(ckpt["policy"])
-    data = load_dataset(dataset or saved.get("dataset", "mnist-5k"))
-    model = build_model(saved["net"], data.input_shape, data.classes,
-                        seed=int(saved.get("seed", 0)))
-    model.to(own)
-    restore(model, None, None, ckpt)
-    loss, acc, ref_pred, _ = evaluate(model, data.x_test, data.y_test, own, batch_size)
-    rows = [{"policy": own.name, "accuracy": acc, "loss": loss, "agreement": 1.0}]
-    if dtype is not None:
-        other = make_policy(dtype)
-        model.commit_master()
-        model.to(other)
-        loss2, acc2, pred2, _ = evaluate(model, data.x_test, data.y_test, other, batch_size)
-        rows.append({"policy": other.name, "accuracy": acc2, "loss": loss2,
-                     "agreement": float(np.mean(pred2 == ref_pred))})
-    return {"checkpoint": str(path), "net": saved["net"],
-            "dataset": dataset or saved.get("dataset"), "epoch": int(ckpt["epoch"]),
-            "samples": int(len(data.y_test)), "rows": rows}
-
-
-def compare(configs, echo=None, overwrite=False, progress=False) -> dict:
-    """Train the same network (same seed, hence the same float64 initial weights) under
-    each config's policy; the first is the reference for prediction agreement.
-
-    Every policy is built (so every name checked) and every run directory checked before
-    the first run starts; a directory that holds a run is refused unless ``overwrite``.
-    ``progress``: an overall bar over the runs above each run's epoch bar."""
-    say = echo or (lambda line: print(line, flush=True))
-    policies = [make_policy(c.dtype, c.accumulate, c.order, c.rounding) for c in configs]
-    for c in configs:
-        d = c.run_dir()
-        if d is None:
-            continue
-        st = rundir.state(d)
-        if st.kind not in ("empty", "failed") and not overwrite:
-            raise UserError(f"{d} already holds {st.describe()}; use --overwrite to replace "
-                            f"it, or another --out")
-    t0 = time.perf_counter()
-    rows = []
-    ref_pred = None
-    overall = _progress.bar(len(configs), "compare", progress, unit="run")
-    write = _progress.writer(say, progress)
-    with overall:
-        for config, policy in zip(configs, policies):
-            overall.set_postfix_str(config.dtype)
-            write(f"== {config.dtype} ==")
-            row = {"dtype": config.dtype, "policy": policy.name, "status": "complete",
-                   "reason": "", "run_dir": None if config.run_dir() is None else
-                   str(config.run_dir())}
-            try:
-                res = run(config, overwrite=True, echo=write, bar_position=1)
-            except RunFailed as err:
-                write(f"minifp: {config.dtype} failed: {err}")
-                row.update(status="failed", reason=str(err), test_accuracy=None,
-                           test_loss=None, agreement=None, skipped_steps=None,
-                           seconds_per_epoch=None, history=[])
-                rows.append(row)
-                overall.update()
-                continue
-            hist = res.history
-            loss, acc, pred, _ = evaluate(res.model, res.data.x_test, res.data.y_test,
-                                          policy)
-            if not rows:
-                ref_pred = pred
-            row.update(test_accuracy=acc, test_loss=loss,
-                       agreement=(None if ref_pred is None
-                                  else float(np.mean(pred == ref_pred))),
-                       skipped_steps=int(res.summary["skipped_steps"]),
-                       seconds_per_epoch=(float(np.mean([h["seconds"] for h in hist]))
-                                          if hist else 0.0),
-                       history=hist)
-            rows.append(row)
-            overall.update()
-    first = configs[0]
-    return {"net": first.net, "dataset": first.dataset, "epochs": first.epochs,
-            "seed": first.seed, "wall_seconds": time.perf_counter() - t0, "rows": rows}

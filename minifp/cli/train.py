@@ -8,7 +8,6 @@ how to resume).
 """
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from pathlib import Path
@@ -246,7 +245,7 @@ def eval_command(checkpoint, dtype, dataset, batch_size, json_path):
     """Evaluate a checkpoint under its own policy (and under --dtype): accuracy, loss and
     the agreement of the predictions."""
     from ..jsonio import dumps
-    from ..train import evaluate_checkpoint
+    from ..compare import evaluate_checkpoint
     check_out_file(json_path, "--json")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
@@ -287,7 +286,8 @@ def compare_command(dtypes, out, overwrite, json_path, plot_path, progress, **kw
     is then 3.
     """
     from ..jsonio import dumps
-    from ..train import compare, make_policy
+    from ..compare import compare
+    from ..train import make_policy
     names = [d.strip() for d in dtypes.split(",") if d.strip()]
     if not names:
         raise UserError("--dtypes names no policy")
