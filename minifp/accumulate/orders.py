@@ -185,8 +185,14 @@ def _fast_rounder(acc, x, y, bits):
 
 
 def magic_constants(fmt):
-    """Constants of :func:`round_rne_inplace` for a float format with subnormals."""
+    """Constants of :func:`round_rne_inplace` for a float format with subnormals, or None
+    when the constant c of the format's top binade would not be a finite float64 (a wide
+    exponent with a small bias, e.g. e10m2b10: emax + 53 - t > 1023); callers then take
+    the general path."""
     emin = round(math.log2(fmt.smallest_normal))
+    emax = math.frexp(fmt.max)[1] - 1
+    if emax + 53 - fmt.precision > 1023:
+        return None
     # c = 1.5 * 2**(max(e, emin) + 52 - (t-1)): exponent shift plus the 0.5 mantissa bit
     return {"minnorm": 2.0 ** emin,
             "add": np.uint64(((52 - (fmt.precision - 1)) << 52) | (1 << 51))}

@@ -238,6 +238,9 @@ class FloatFormat(Format):
             max_bits=work.pattern(self.max), minnorm_bits=work.pattern(self.smallest_normal),
             q=q, q_bits=work.pattern(q), half_q_bits=work.pattern(q / 2), parity=parity,
             sign=work.sign_bit, abs_mask=work.abs_mask,
+            # the constant 2**(e + s0) of _nearest_even_by_addition, and x + c, stay
+            # finite in the work type for every binade e of the format's range
+            c_fits=self._max_exponent + (work.mant_bits - self.mbits) < work.max_exp,
         )
 
     def _round_bits(self, xp, a, mode, rng, words=None):
@@ -257,7 +260,8 @@ class FloatFormat(Format):
             words = random_words(rng, a.shape, work.uint_dtype, xp)
         negative = (bits >= k["sign"]) if mode in (Rounding.UP, Rounding.DOWN) else None
         by_addition = (mode is Rounding.NEAREST_EVEN and self.mbits >= 1 and k["s0"] > 0
-                       and k["emin_w"] > 1)  # only pays off when subnormals need care
+                       and k["emin_w"] > 1    # only pays off when subnormals need care
+                       and k["c_fits"])
         if by_addition:
             out = self._nearest_even_by_addition(xp, work, k, a, bits)
         elif k["s0"] > 0:
@@ -305,7 +309,10 @@ class FloatFormat(Format):
         subnormal quantum 2**(emin-m)); the hardware rounds it to nearest-even, and
         since c is an even multiple of that quantum the tie goes to the even code
         (m >= 1). (x + c) - c is then exact. The sign is OR-ed back so zeros keep
-        it. Values beyond max get garbage here and are redone by the caller.
+        it. Only used when c stays finite for every binade of the format
+        (``c_fits``: emax + M - m < the work type's emax; e7m2b10 in float32 or
+        e10m2b10 in float64 fail it and take the pattern path). Values beyond max get
+        garbage here (whose magnitude exceeds max) and are redone by the caller.
         """
         u = k["u"]
         sign = bits & k["sign"]
