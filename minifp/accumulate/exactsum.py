@@ -49,6 +49,93 @@ def add_to_odd(a, b):
     return to_odd(s, e)
 
 
+_SPLIT = 134217729.0  # 2**27 + 1, Veltkamp's splitting constant for float64
+
+
+def split(a):
+    """Veltkamp's split: a = hi + lo exactly, hi with at most 26 and lo with at most 27
+    significant bits (|a| < 2**996, so that _SPLIT * a does not overflow)."""
+    c = _SPLIT * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def two_prod(a, b):
+    """Dekker's TwoProduct: p = RN(a * b) and the exact error e = a*b - p.
+
+    Exact when the product neither overflows nor underflows: |a|, |b| < 2**996 and every
+    partial product a multiple of 2**-1074 (|a*b| >= 2**-969 suffices).  :func:`prod_safe`
+    checks this on the data."""
+    p = a * b
+    ah, al = split(a)
+    bh, bl = split(b)
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+def prod_safe(xp, a, b) -> bool:
+    """Whether :func:`two_prod` is exact for every pair of nonzero finite entries of
+    ``a`` and ``b`` (broadcast): |a|, |b| < 2**995 and |a*b| >= 2**-968 or 0, checked on
+    the extreme magnitudes."""
+    aa, bb = xp.abs(a), xp.abs(b)
+    if not (bool(xp.isfinite(aa).all()) and bool(xp.isfinite(bb).all())):
+        return False
+    nza, nzb = aa[aa > 0], bb[bb > 0]
+    if nza.size == 0 or nzb.size == 0:
+        return True
+    hi_a, hi_b = float(nza.max()), float(nzb.max())
+    lo_a, lo_b = float(nza.min()), float(nzb.min())
+    return (hi_a < 2.0 ** 995 and hi_b < 2.0 ** 995
+            and lo_a * lo_b >= 2.0 ** -968)
+
+
+def prod_to_odd(a, b):
+    """a * b rounded to odd in float64 (exact TwoProduct, see :func:`prod_safe`)."""
+    p, e = two_prod(a, b)
+    return to_odd(p, e)
+
+
+def add3_to_odd(a, b, c):
+    """a + b + c rounded to odd in float64, for finite floats with b = RN(b + c) (``(b, c)``
+    the exact pair of a :func:`two_prod`, or c = 0).
+
+    (u, e1) = TwoSum(a, b), (v, e2) = TwoSum(e1, c), (w, e3) = TwoSum(u, v): the exact sum
+    is w + e3 + e2.  Either a + b is exact (Sterbenz: e1 = 0, so e2 = 0) or |u| >= |b|/2,
+    and then |v| <= 1.5 ulp(u), so e2 is far below ulp(w) and |e3 + e2| < the gap from w
+    to its neighbours: the exact sum lies strictly between them on the side of
+    sign(e3 + e2), and RN(e3 + e2) has that sign (and is 0 only when the sum is w)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        u, e1 = two_sum(a, b)
+        v, e2 = two_sum(e1, c)
+        w, e3 = two_sum(u, v)
+        t = e3 + e2
+    return to_odd(w, t)
+
+
+def div_to_odd(a, b):
+    """a / b rounded to odd in float64 (finite, b != 0, no underflow of the remainder):
+    q = RN(a/b) and the sign of the exact remainder a - q*b (a TwoProduct) give the side
+    of the exact quotient."""
+    xp = array_module(a, b)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        q = a / b
+        p, e = two_prod(q, b)
+        r = (a - p) - e                 # a - p is exact (Sterbenz), r has the right sign
+        side = xp.where(b < 0, -r, r)   # q too small where the remainder has b's sign
+    return to_odd(q, xp.where(xp.isfinite(q), side, 0.0))
+
+
+def sqrt_to_odd(a):
+    """sqrt(a) rounded to odd in float64 (a >= 0 finite, no underflow): s = RN(sqrt a) and
+    the sign of the exact residual a - s*s."""
+    xp = array_module(a)
+    with np.errstate(invalid="ignore"):
+        s = xp.sqrt(a)
+        p, e = two_prod(s, s)
+        r = (a - p) - e
+    return to_odd(s, xp.where(xp.isfinite(s), r, 0.0))
+
+
 # ---- exact dot products -------------------------------------------------------------
 
 _PIECE = 8  # bits gathered per step when converting the limbs to a float
