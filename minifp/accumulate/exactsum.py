@@ -103,13 +103,18 @@ def add3_to_odd(a, b, c):
     is w + e3 + e2.  Either a + b is exact (Sterbenz: e1 = 0, so e2 = 0) or |u| >= |b|/2,
     and then |v| <= 1.5 ulp(u), so e2 is far below ulp(w) and |e3 + e2| < the gap from w
     to its neighbours: the exact sum lies strictly between them on the side of
-    sign(e3 + e2), and RN(e3 + e2) has that sign (and is 0 only when the sum is w)."""
+    sign(e3 + e2), and RN(e3 + e2) has that sign (and is 0 only when the sum is w).
+    Non-finite operands (and float64 overflow) give the IEEE sum a + b + c."""
+    xp = array_module(a, b, c)
     with np.errstate(invalid="ignore", over="ignore"):
         u, e1 = two_sum(a, b)
         v, e2 = two_sum(e1, c)
         w, e3 = two_sum(u, v)
         t = e3 + e2
-    return to_odd(w, t)
+        odd = to_odd(w, t)
+        if not bool(xp.isfinite(odd).all()):   # Inf or NaN operands, or overflow: IEEE
+            odd = xp.where(xp.isfinite(odd), odd, (a + b) + c)
+    return odd
 
 
 def div_to_odd(a, b):
@@ -262,6 +267,7 @@ def _to_float(xp, top, sticky, scale):
     up = (sh > 0) & ((rem > half) | ((rem == half) & (sticky | ((mant & 1) == 1))))
     near_mant = mant + up.astype(np.int64)
     exp = (scale + sh).astype(np.int32)
-    odd = xp.ldexp(odd_mant.astype(np.float64), exp)
-    nearest = xp.ldexp(near_mant.astype(np.float64), exp)
+    with np.errstate(over="ignore"):              # beyond float64: Inf, as IEEE says
+        odd = xp.ldexp(odd_mant.astype(np.float64), exp)
+        nearest = xp.ldexp(near_mant.astype(np.float64), exp)
     return odd, nearest

@@ -2,8 +2,14 @@
 
 Every function takes x of shape (B, m, K) and y of shape (B, K, n) as float64 arrays
 holding the operands' values, and returns the (B, m, n) float64 array of accumulator
-values (before the final rounding to the output format).  Products of operands of at
-most 26 significant bits are exact in float64; wider operands give RN(x*y).
+values (before the final rounding to the output format).
+
+Products of operands of at most 53 significant bits together (two float16, bfloat16,
+float32 or posit16 values) are exact in float64.  Wider operands (posit32 has up to 28
+bits, eXmY spellings up to 51) are *wide*: their products are carried exactly as
+``(hi, lo)`` TwoProduct pairs, or summed exactly as two-term dot products
+(:func:`pair_sums_to_odd`) where TwoProduct could overflow or underflow, so every order
+still rounds each sum once.
 """
 from __future__ import annotations
 
@@ -14,7 +20,8 @@ import numpy as np
 
 from ..backend import array_module
 from ..formats import FloatFormat, Rounding
-from .exactsum import add_to_odd, exact_matmul_odd
+from .exactsum import (add3_to_odd, add_to_odd, exact_matmul_odd, prod_safe, to_odd,
+                       two_prod)
 
 try:  # rank-1 update in one pass; only for NumPy arrays
     from scipy.linalg.blas import dger as _dger
@@ -56,6 +63,33 @@ def add_round(acc, a, b, rng):
         round_acc(acc, a, rng)  # mode check
         return a + b
     return round_acc(acc, add_to_odd(a, b), rng)
+
+
+def wide(bits) -> bool:
+    """Whether products of operands of these significant bits can be inexact in float64."""
+    return sum(bits) > 53
+
+
+def pair_sums_to_odd(a1, b1, a2, b2):
+    """a1*b1 + a2*b2 exactly, rounded to odd in float64, elementwise (arrays of one shape;
+    any finite floats: the two-term dot products go through the exact Kulisch kernel)."""
+    xp = array_module(a1, b1, a2, b2)
+    shape = a1.shape
+    xs = xp.stack([a1, a2], axis=-1).reshape(-1, 1, 2)
+    ys = xp.stack([b1, b2], axis=-1).reshape(-1, 2, 1)
+    return exact(xs, ys)[0].reshape(shape)
+
+
+def products_to_odd(x, y):
+    """x * y (broadcast) exactly, rounded to odd in float64: TwoProduct where it is exact,
+    the exact kernel elsewhere."""
+    xp = array_module(x, y)
+    if prod_safe(xp, x, y):
+        with np.errstate(invalid="ignore", over="ignore"):
+            return to_odd(*two_prod(x, y))
+    xb, yb = xp.broadcast_arrays(x, y)
+    zero = xp.zeros(xb.shape)
+    return pair_sums_to_odd(xb, yb, zero, zero)
 
 
 def operand_bits(x, y, bits=None):
@@ -105,6 +139,8 @@ def sequential(acc, x, y, rng, bits=None):
     s = xp.zeros((B, m, n))
     direct = _float64_add_is_correct(acc, x, y, bits)
     with np.errstate(invalid="ignore", over="ignore"):  # Inf/NaN propagate as IEEE says
+        if wide(bits) and acc.format.precision < 53:
+            return _sequential_wide(acc, x, y, rng, s)
         return _sequential_general(acc, x, y, rng, s, direct)
 
 
@@ -118,6 +154,27 @@ def _sequential_general(acc, x, y, rng, s, direct):
             s = round_acc(acc, s + p, rng)
         else:
             s = add_round(acc, s, p, rng)
+    return s
+
+
+def _sequential_wide(acc, x, y, rng, s):
+    """The sequential loop for wide operands: R(s + x_k y_k) from the exact TwoProduct
+    pair (three-term sum rounded to odd), or from an exact two-term dot product where
+    TwoProduct is not exact; without fma R(x_k y_k) is rounded from the exact product."""
+    xp = array_module(x, y)
+    safe = prod_safe(xp, x, y)
+    ones = xp.ones_like(s)
+    for k in range(x.shape[-1]):
+        xk, yk = x[:, :, k, None], y[:, None, k, :]
+        if not acc.fma:
+            p = round_acc(acc, products_to_odd(xk, yk), rng)
+            s = add_round(acc, s, p, rng)
+        elif safe:
+            hi, lo = two_prod(xk, yk)
+            s = round_acc(acc, add3_to_odd(s, hi, lo), rng)
+        else:
+            xb, yb = xp.broadcast_arrays(xk, yk)
+            s = round_acc(acc, pair_sums_to_odd(s, ones, xb + 0.0, yb + 0.0), rng)
     return s
 
 
@@ -320,8 +377,12 @@ def pairwise(acc, x, y, rng):
         out[...] = 0.0
         return out
     rows = max(1, _CHUNK_ELEMENTS // max(1, B * K * n))
+    is_wide = wide(operand_bits(x, y)) and acc.format.precision < 53
     for i0 in range(0, m, rows):
         i1 = min(m, i0 + rows)
+        if is_wide:
+            out[:, i0:i1] = _pairwise_wide(acc, x[:, i0:i1], y, rng)
+            continue
         terms = xp.moveaxis(x[:, i0:i1, :, None] * y[:, None, :, :], 2, 0)  # (K, B, mi, n)
         if not acc.fma:
             terms = round_acc(acc, terms, rng)
@@ -335,6 +396,43 @@ def pairwise(acc, x, y, rng):
             terms = summed
         out[:, i0:i1] = terms[0]
     return out
+
+
+def _pairwise_wide(acc, x, y, rng):
+    """The pairwise tree for wide operands.  Without fma the leaves are R(x_k y_k) from
+    the exact products.  With fma the first level adds two exact products
+    (:func:`pair_sums_to_odd`) and an odd last product moves up as the pair (x, y) until
+    it meets a sum, which then adds it exactly."""
+    xp = array_module(x, y)
+    K = x.shape[-1]
+    xk = xp.moveaxis(xp.broadcast_to(x[:, :, :, None], x.shape + (y.shape[-1],)), 2, 0)
+    yk = xp.moveaxis(xp.broadcast_to(y[:, None, :, :], (y.shape[0], x.shape[1]) + y.shape[1:]),
+                     2, 0)
+    xk, yk = xp.broadcast_arrays(xk, yk)                       # (K, B, m, n) each
+    if not acc.fma or K == 1:
+        vals = round_acc(acc, products_to_odd(xk, yk), rng)
+        pending = None
+    else:
+        half = K // 2
+        vals = round_acc(acc, pair_sums_to_odd(xk[0:2 * half:2], yk[0:2 * half:2],
+                                               xk[1:2 * half:2], yk[1:2 * half:2]), rng)
+        pending = (xk[-1], yk[-1]) if K % 2 else None
+    while vals.shape[0] + (pending is not None) > 1:
+        count = vals.shape[0] + (pending is not None)
+        if pending is not None and count % 2 == 0:     # the product meets the last sum
+            last = round_acc(acc, pair_sums_to_odd(vals[-1], xp.ones_like(vals[-1]),
+                                                   pending[0] + 0.0, pending[1] + 0.0), rng)
+            body, pending = vals[:-1], None
+            half = body.shape[0] // 2
+            vals = xp.concatenate([add_round(acc, body[0::2], body[1::2], rng),
+                                   last[None]], axis=0) if half else last[None]
+            continue
+        half = vals.shape[0] // 2
+        summed = add_round(acc, vals[0:2 * half:2], vals[1:2 * half:2], rng)
+        if vals.shape[0] % 2:
+            summed = xp.concatenate([summed, vals[-1:]], axis=0)
+        vals = summed
+    return vals[0]
 
 
 # ---- blocked --------------------------------------------------------------------------
@@ -450,7 +548,9 @@ def _rounded_products_sum(acc, x, y, rng):
     xp = array_module(x, y)
     B, m, b = x.shape
     n = y.shape[-1]
-    prods = round_acc(acc, x[:, :, :, None] * y[:, None, :, :], rng)      # (B, m, b, n)
+    p = x[:, :, :, None] * y[:, None, :, :] if not wide(operand_bits(x, y)) else \
+        products_to_odd(x[:, :, :, None], y[:, None, :, :])
+    prods = round_acc(acc, p, rng)                                          # (B, m, b, n)
     terms = xp.moveaxis(prods, 2, 3).reshape(1, B * m * n, b)
     near = exact(terms, xp.ones((1, b, 1)))[1]
     return near.reshape(B, m, n)

@@ -1,0 +1,100 @@
+"""Accumulation with wide operands (issue 12, defect 2): posit32 values have up to 28
+significant bits and eXmY spellings up to 51, so their products are not exact in float64.
+Every order must still round each sum once (fma on) or each product and each sum once
+(fma off), exactly as the scalar Fraction references of test_accumulate_reference.py
+define them, bit for bit."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minifp.accumulate import Accumulation, dot, matmul
+from minifp.accumulate import sum as acc_sum
+from minifp.formats import get_format
+from test_accumulate_reference import (_seed, assert_bitwise, orders_for_tests, ref_matmul,
+                                       ref_sum, values_in)
+
+WIDE = ["posit32", "posit(32,3)", "e8m30", "e11m40", "e5m27", "e6m50"]
+MODES = ["nearest_even", "toward_zero", "up", "to_odd", "nearest_away"]
+
+
+def near_midpoints(fmt_name, shape, rng):
+    """Operands 1 + a 2^-27 and their products next to a midpoint of a ~28-bit format,
+    mixed with values from every code (all exponents) and some negatives."""
+    fmt = get_format(fmt_name)
+    a = rng.integers(1, 1 << 26, size=shape)
+    v = 1.0 + a * 2.0 ** -27
+    v = np.where(rng.random(shape) < 0.3, values_in(fmt_name, shape, rng, extreme=0.5), v)
+    v = np.where(rng.random(shape) < 0.3, -v, v)
+    return fmt.round(v.astype(np.float64)).astype(np.float64)
+
+
+def test_issue_reproducer_posit32():
+    x = np.array([1 + 5 * 2.0 ** -27])
+    y = np.array([1 + 13421773 * 2.0 ** -27])
+    for order in ("sequential", "pairwise", "exact"):
+        for fma in (True, False):
+            got = float(dot(x, y, Accumulation("posit32", order, fma=fma)))
+            assert got.hex() == "0x1.19999a6000000p+0", (order, fma, got.hex())
+
+
+@pytest.mark.parametrize("fmt_name", WIDE)
+def test_every_order_and_mode_matches_reference(fmt_name):
+    rng = np.random.default_rng(_seed("wide", fmt_name))
+    x = near_midpoints(fmt_name, (3, 7), rng)
+    y = near_midpoints(fmt_name, (7, 2), rng)
+    for base in orders_for_tests(fmt_name):
+        for mode in MODES:
+            acc = Accumulation(fmt_name, str(base.order), base.fma, mode)
+            got = matmul(x, y, acc)
+            assert_bitwise(got, ref_matmul(x, y, acc), f"{fmt_name} {acc}")
+
+
+@pytest.mark.parametrize("fmt_name", ["posit32", "e8m30"])
+def test_sum_and_lengths(fmt_name):
+    rng = np.random.default_rng(_seed("wide-sum", fmt_name))
+    for k in (1, 2, 3, 5, 8, 9):
+        x = near_midpoints(fmt_name, (2, k), rng)
+        y = near_midpoints(fmt_name, (k, 3), rng)
+        for acc in orders_for_tests(fmt_name):
+            assert_bitwise(matmul(x, y, acc), ref_matmul(x, y, acc), f"K={k} {acc}")
+    t = near_midpoints(fmt_name, (4, 6), rng)
+    for acc in orders_for_tests(fmt_name):
+        assert_bitwise(acc_sum(t, 1, acc), ref_sum(t, 1, acc), f"sum {acc}")
+
+
+def test_products_beyond_two_product_range_are_exact():
+    """Huge and tiny operands (TwoProduct would overflow or underflow): the exact kernel."""
+    fmt = "e11m30"
+    big = get_format(fmt).round(np.array([1.7e300, -1.3e299, 3.1e-300, 1 + 3 * 2.0 ** -30]))
+    x = np.array([[big[0], big[2], big[3]], [big[1], big[3], big[2]]], dtype=np.float64)
+    y = np.array([[2.0 ** -280, 1.0], [2.0 ** 250, 1 + 2.0 ** -29], [1 + 2.0 ** -30, 2.0]])
+    y = get_format(fmt).round(y).astype(np.float64)
+    for acc in orders_for_tests(fmt):
+        assert_bitwise(matmul(x, y, acc), ref_matmul(x, y, acc), str(acc))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), fmt_name=st.sampled_from(WIDE),
+       k=st.integers(1, 9), mode=st.sampled_from(MODES),
+       order=st.sampled_from(["sequential", "pairwise", "blocked:2", "exact"]),
+       fma=st.booleans())
+def test_property_wide_orders(seed, fmt_name, k, mode, order, fma):
+    rng = np.random.default_rng(seed)
+    x = near_midpoints(fmt_name, (2, k), rng)
+    y = near_midpoints(fmt_name, (k, 2), rng)
+    acc = Accumulation(fmt_name, order, fma, mode)
+    assert_bitwise(matmul(x, y, acc), ref_matmul(x, y, acc), str(acc))
+
+
+def test_narrow_operands_keep_the_fast_paths_bit_identical():
+    """float16 and posit16 operands (products exact) take the same paths as before: the
+    engine result equals the reference, and wide detection is off."""
+    from minifp.accumulate.orders import significant_bits, wide
+    rng = np.random.default_rng(3)
+    for fmt_name in ("float16", "bfloat16", "posit16"):
+        x = values_in(fmt_name, (3, 9), rng).astype(np.float64)
+        y = values_in(fmt_name, (9, 2), rng).astype(np.float64)
+        assert not wide((significant_bits(x), significant_bits(y)))
+        for acc in orders_for_tests("float32"):
+            assert_bitwise(matmul(x, y, acc), ref_matmul(x, y, acc), f"{fmt_name} {acc}")
