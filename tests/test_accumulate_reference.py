@@ -13,7 +13,8 @@ Orders (spec.py):
               element moves up unchanged; the final value is in the accumulator format
   blocked:b   each block's exact sum -> float64 (nearest even) -> accumulator; blocks
               accumulated sequentially
-  exact       the exact sum, rounded once to the output format (with ``out_rounding``)
+  exact       the exact sum, rounded once to the output format: with the accumulation's
+              rounding when no output format is given, else with ``out_rounding``
 Then, for the non-exact orders, one rounding to ``out`` with ``out_rounding``.
 """
 from __future__ import annotations
@@ -134,7 +135,7 @@ def ref_accumulate(xs, ys, acc: Accumulation, out=None, out_rounding="nearest_ev
     kind = acc.order.kind
     out_fmt = fmt if out is None else get_format(out)
     if kind == "exact":
-        v = ref_exact(xs, ys, out_fmt, out_rounding)
+        v = ref_exact(xs, ys, out_fmt, mode if out is None else out_rounding)
     else:
         if kind == "sequential":
             v = ref_sequential(xs, ys, fmt, mode, fma)

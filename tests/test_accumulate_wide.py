@@ -98,3 +98,31 @@ def test_narrow_operands_keep_the_fast_paths_bit_identical():
         assert not wide((significant_bits(x), significant_bits(y)))
         for acc in orders_for_tests("float32"):
             assert_bitwise(matmul(x, y, acc), ref_matmul(x, y, acc), f"{fmt_name} {acc}")
+
+
+@pytest.mark.parametrize("mode", ["toward_zero", "up", "down", "to_odd"])
+def test_exact_order_uses_the_accumulation_rounding(mode):
+    """Issue 12, defect 5: the quire's one rounding into the accumulator format follows
+    Accumulation.rounding; an explicit output format takes out_rounding."""
+    x = np.array([1.0, 2.0 ** -30, -(2.0 ** -31)])
+    acc = Accumulation("float16", "exact", rounding=mode)
+    want = get_format("float16").round(np.array([1.0 + 2.0 ** -31]), mode)[0]
+    assert float(dot(x, np.ones(3), acc)) == float(want)
+    near = float(dot(x, np.ones(3), acc, out="float16", out_rounding="nearest_even"))
+    assert near == 1.0
+
+
+@pytest.mark.parametrize("fmt_name", ["posit32", "e8m30", "e11m50"])
+def test_mean_divides_once_for_wide_outputs(fmt_name):
+    from fractions import Fraction
+
+    from exact_reference import reference_round
+    from minifp.accumulate import mean
+    rng = np.random.default_rng(_seed("mean", fmt_name))
+    fmt = get_format(fmt_name)
+    for n in (3, 5, 7, 11):
+        t = near_midpoints(fmt_name, (6, n), rng)
+        acc = Accumulation(fmt_name, "exact")
+        s = ref_sum(t, 1, acc)
+        want = [reference_round(fmt, Fraction(v) / n) for v in s]
+        assert_bitwise(mean(t, 1, acc), np.array(want), f"{fmt_name} n={n}")

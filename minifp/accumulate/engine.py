@@ -16,6 +16,7 @@ import numpy as np
 from ..backend import array_module
 from ..formats import Format, get_format, parse_rounding
 from . import orders
+from .exactsum import div_to_odd
 from .spec import Accumulation
 
 
@@ -80,6 +81,8 @@ def _finish(acc, value, odd, out, out_rounding, rng):
     out_fmt = acc.format if out is None else get_format(out)
     mode = parse_rounding(out_rounding)
     if odd is not None:  # exact order: one rounding from the exact sum
+        if out is None:   # no output format given: into A, with the accumulation's mode
+            mode = acc.rounding
         if out_fmt.precision >= 53:
             if mode.value not in ("nearest_even",):
                 raise ValueError("an exact sum rounds into float64 with nearest_even only")
@@ -185,7 +188,9 @@ def mean(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest
          rng=None):
     """The engine sum (rounded to the accumulator format) divided by the number of terms,
     rounded once to ``out`` (default: the accumulator format).  The division is done in
-    float64, which is a correct rounding for outputs of at most 25 significant bits."""
+    float64 (a correct rounding for outputs of at most 25 significant bits) or, for wider
+    outputs, rounded to odd in float64 from its exact remainder, so the one rounding to
+    ``out`` is correct for every format."""
     acc = _as_accumulation(acc)
     xp = array_module(x)
     x = xp.asarray(x)
@@ -195,7 +200,10 @@ def mean(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest
         raise ValueError("mean of an empty selection")
     s = sum(x, axis, acc, keepdims, rng=rng).astype(np.float64)
     out_fmt = acc.format if out is None else get_format(out)
-    q = s / float(count)
+    if 25 < out_fmt.precision < 53:      # posit32, wide eXmY: the quotient rounded to odd
+        q = div_to_odd(s, xp.full(s.shape, float(count)))
+    else:
+        q = s / float(count)
     r = out_fmt.round(q, parse_rounding(out_rounding), rng, dtype=np.float64) + 0.0
     return r.astype(out_fmt.carrier, copy=False)
 

@@ -12,7 +12,9 @@ Orders (the contract of ../shared/DESIGN.md, "Semantics" 4):
                 rounded once to float64 ("summed in float64") and then to the accumulator
                 format; blocks are then accumulated sequentially (the tensor-core model).
 ``exact``       the exact sum of the exact products, rounded once (quire / Kulisch
-                accumulator).  The accumulator format plays no part.
+                accumulator) to the output format: with the accumulation's ``rounding``
+                when no output format is given (the result is in the accumulator format),
+                else with the output rounding.  No partial sum is rounded.
 ``native``      the backend's BLAS in the narrowest native dtype that holds the accumulator
                 format, rounded once to it: fast, order unspecified, labelled as such.
 """
@@ -69,9 +71,10 @@ class Accumulation:
               to it with ``rounding`` after every addition the order defines.
     order     ``sequential`` | ``pairwise`` | ``blocked:b`` | ``exact`` | ``native``.
     fma       True: each product enters the sum exactly (fused multiply-add); False: it is
-              rounded to the accumulator format first.  Products of operands of at most
-              26 significant bits each are exact in float64; wider operands (float64) are
-              rounded to float64 first.
+              rounded to the accumulator format first.  Products whose operands have at
+              most 53 significant bits together are exact in float64; wider ones (posit32,
+              eXmY over 26 bits, float64 data) are carried exactly (TwoProduct or an
+              exact two-term sum); a float64 accumulator is plain float64 arithmetic.
     rounding  rounding mode of every partial sum (stochastic needs an rng at call time).
     """
 
