@@ -4,6 +4,12 @@
 ``policy`` and once under a ``reference`` policy (float64 by default) -- records the inputs
 and outputs of every module call, and yields one :class:`LayerRecord` per call.
 
+Why this module sits beside :mod:`minifp.train` and not in :mod:`minifp.theory`: the theory
+is pure functions of values, formats and accumulations (an a-priori bound, an op's bound on
+its recorded data), importable without a network.  Inspection builds, copies and runs
+networks (the layers above), records their calls and puts the measured errors next to the
+theory's bounds: like training, it is a consumer of every layer below it.
+
 Runs and errors
 ---------------
 * **Reference run.** A copy of ``model`` with ``to(reference)``: its weights are the float64

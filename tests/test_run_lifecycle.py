@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from minifp import rundir
+from minifp.train import rundir
 from minifp.checkpoint import load_checkpoint
 from minifp.cli import main
 from minifp.cli.train import compare_command, eval_command, train_command

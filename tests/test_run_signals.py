@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from minifp import rundir
+from minifp.train import rundir
 from minifp.checkpoint import load_checkpoint
 from minifp.cli import main
 from minifp.jsonio import loads_strict
@@ -28,7 +28,7 @@ ARGS = ["train", "--dataset", "digits", "--batch-size", "256", "--no-progress",
 DRIVER = r"""
 import os, signal, sys
 point, epoch, sig = sys.argv[1], int(sys.argv[2]), getattr(signal, sys.argv[3])
-import minifp.checkpoint as ck, minifp.data as data, minifp.rundir as rd
+import minifp.checkpoint as ck, minifp.data as data, minifp.train.rundir as rd
 def stop():
     os.kill(os.getpid(), sig)
 if point == "after-metrics":

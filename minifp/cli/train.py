@@ -189,7 +189,7 @@ def train_command(ctx, dtype, out, resume_dir, overwrite, progress, **kw):
 def _resume_config(ctx, resume_dir, dtype, out, overwrite, show, kw):
     """The saved config of ``resume_dir``; options typed with --resume must agree with it
     (a larger --epochs, --save-every, --quiet and --progress may change)."""
-    from .. import rundir
+    from ..train import rundir
     from ..train import PRESENTATION, TrainConfig
     if overwrite:
         raise UserError("--resume continues a run; it cannot be combined with --overwrite")
@@ -245,7 +245,7 @@ def eval_command(checkpoint, dtype, dataset, batch_size, json_path):
     """Evaluate a checkpoint under its own policy (and under --dtype): accuracy, loss and
     the agreement of the predictions."""
     from ..jsonio import dumps
-    from ..compare import evaluate_checkpoint
+    from ..train import evaluate_checkpoint
     check_out_file(json_path, "--json")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
@@ -286,8 +286,7 @@ def compare_command(dtypes, out, overwrite, json_path, plot_path, progress, **kw
     is then 3.
     """
     from ..jsonio import dumps
-    from ..compare import compare
-    from ..train import make_policy
+    from ..train import compare, make_policy
     names = [d.strip() for d in dtypes.split(",") if d.strip()]
     if not names:
         raise UserError("--dtypes names no policy")
@@ -333,7 +332,7 @@ def compare_command(dtypes, out, overwrite, json_path, plot_path, progress, **kw
 
 
 def _dir_name(dtype) -> str:
-    from ..rundir import dtype_label
+    from ..train.rundir import dtype_label
     return dtype_label(dtype)
 
 

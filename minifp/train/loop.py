@@ -1,10 +1,6 @@
 """The training loop shared by the CLI, the API and sweeps: build a model, load a dataset,
 train under a precision policy, evaluate, checkpoint, resume, and stop on failure.
 
->>> from minifp.train import TrainConfig, train
->>> summary = train(TrainConfig(net="mlp", dataset="synthetic", dtype="float16",
-...                             epochs=1, out=None, progress=False))   # doctest: +SKIP
-
 Numerics: every forward and backward op follows the policy (formats per role,
 accumulations per phase); the loss is averaged over the batch through the engine and
 rounded to L; the optimizer updates in its format O (master weights when the policy asks);
@@ -17,7 +13,7 @@ Failure is failure: a loss that becomes NaN or Inf without loss scaling, an epoc
 every step was skipped, a test loss that is not finite, or an epoch in which no parameter
 changed stop the run with :class:`RunFailed` (the CLI exits with status 3) after the good
 epochs are saved; ``summary.json`` says ``status: failed`` and why.  The run directory's
-files and states are described in :mod:`minifp.rundir`.
+files and states are described in :mod:`minifp.train.rundir`.
 """
 from __future__ import annotations
 
@@ -30,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from . import progress as _progress
+from .. import __version__
+from .. import progress as _progress
 from . import rundir
-from .autograd import no_grad
-from .backend import asnumpy
-from .errors import UserError
+from ..autograd import no_grad
+from ..backend import asnumpy
+from ..errors import UserError
 from .frozen import frozen_cause, snapshot, unchanged
-from .precision import Precision, get_precision, use
+from ..precision import Precision, get_precision, use
 
 ADAMW_WEIGHT_DECAY = 0.01
 #: Options that do not change what a run computes: a resumed run may give them anew.
@@ -152,7 +148,7 @@ def check_device(device: str) -> str:
     if dev == "cpu":
         return dev
     if dev == "gpu" or dev.startswith("cuda"):
-        from .backend import gpu_available
+        from ..backend import gpu_available
         if not gpu_available():
             raise UserError(f"--device {device}: no GPU here (CuPy is not installed or sees "
                             "no CUDA device); use --device cpu")
@@ -166,9 +162,9 @@ def check_device(device: str) -> str:
 def build(config: TrainConfig, init_weights: bool = True):
     """(dataset, model, policy, optimizer, scaler) for a config, from its seed; with
     ``config.init_from`` (and ``init_weights``) the weights of that checkpoint."""
-    from .data import load_dataset
-    from .nn.zoo import build_model
-    from .optim import LossScaler, build_optimizer
+    from ..data import load_dataset
+    from ..nn.zoo import build_model
+    from ..optim import LossScaler, build_optimizer
 
     check_device(config.device)
     policy = make_policy(config.dtype, config.accumulate, config.order, config.rounding)
@@ -189,7 +185,7 @@ def init_from_checkpoint(model, path, net=None):
     ``model`` (restored under the checkpoint's own policy, then ``commit_master``), so that
     the next ``model.to(policy)`` rounds them once to the new policy's weights formats.
     Optimizer and loss-scaler state are not taken: the new run starts them afresh."""
-    from .checkpoint import load_checkpoint, restore
+    from ..checkpoint import load_checkpoint, restore
     ckpt = load_checkpoint(path)
     saved = (ckpt.get("extra") or {}).get("config") or {}
     if net is not None and saved.get("net") not in (None, net):
@@ -208,8 +204,8 @@ def evaluate(model, x, y, policy, batch_size=256, progress=False, desc="test",
     ``policy`` in eval mode.  The per-sample losses come from ``F.cross_entropy`` (rounded
     to L); the reported loss is their plain float64 mean (a metric, not a rounded op).
     ``progress``: a bar over the batches."""
-    from . import functional as F
-    from .data import batches, num_batches
+    from .. import functional as F
+    from ..data import batches, num_batches
 
     model.eval()
     losses, preds, probs = [], [], []
@@ -279,7 +275,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
     With an output directory it writes ``config.json``, ``metrics.jsonl`` (one line per
     epoch), ``checkpoint.h5`` (every ``save_every`` epochs and after the last, atomically),
-    ``best.h5`` and ``summary.json`` (see :mod:`minifp.rundir`).  ``resume``: continue from
+    ``best.h5`` and ``summary.json`` (see :mod:`minifp.train.rundir`).  ``resume``: continue from
     the directory's checkpoint (bit-identical to an uninterrupted run).  ``echo``: a
     function taking a line (default: print).
     """
@@ -345,9 +341,9 @@ def _finite(v) -> bool:
 def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         echo=None, on_epoch=None, bar_position: int = 0) -> TrainResult:
     """:func:`train`, returning the model, the dataset and the history as well."""
-    from .checkpoint import restore
-    from .data import num_batches
-    from .nn.zoo import count_parameters
+    from ..checkpoint import restore
+    from ..data import num_batches
+    from ..nn.zoo import count_parameters
 
     say = echo or (lambda line: print(line, flush=True))
     info = (lambda line: None) if config.quiet else say
@@ -402,8 +398,8 @@ def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 def _train_epoch(model, optimizer, scaler, policy, stream, data, config, epoch, n_batches,
                  bars, bar_position, state) -> dict:
     """One epoch of training; the metrics row (before evaluation)."""
-    from . import functional as F
-    from .data import batches
+    from .. import functional as F
+    from ..data import batches
 
     t0 = time.perf_counter()
     model.train()
@@ -450,7 +446,7 @@ def _train_epoch(model, optimizer, scaler, policy, stream, data, config, epoch, 
 def _after_epoch(row, model, optimizer, scaler, policy, data, config, epoch, state, info,
                  bars, bar_position):
     """Evaluate, record the metrics, check for failure, save what is good."""
-    from .checkpoint import save_checkpoint
+    from ..checkpoint import save_checkpoint
 
     t0 = time.perf_counter()
     before, n_batches = row.pop("_before"), row.pop("_batches")
@@ -527,7 +523,7 @@ def _policy_stream(model, policy):
 def _open_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool, info):
     """(start epoch, history, checkpoint or None) after checking that ``run_dir`` may hold
     this run, cleaning the temporaries of killed writers and replacing a failed run."""
-    from .checkpoint import load_checkpoint
+    from ..checkpoint import load_checkpoint
     rundir.clean_temporaries(run_dir)
     st = rundir.state(run_dir)
     if resume:

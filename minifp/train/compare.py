@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 
-from . import progress as _progress
+from .. import progress as _progress
 from . import rundir
-from .errors import UserError
-from .precision import Precision
-from .train import RunFailed, evaluate, make_policy, run
+from ..errors import UserError
+from ..precision import Precision
+from .loop import RunFailed, evaluate, make_policy, run
 
 __all__ = ["evaluate_checkpoint", "compare"]
 
@@ -22,9 +22,9 @@ def evaluate_checkpoint(path, dtype=None, dataset=None, batch_size=256) -> dict:
 
     Under another policy the trained weights (decoded from the checkpoint) become the
     float64 masters and are rounded once to that policy's weights formats."""
-    from .checkpoint import load_checkpoint, restore
-    from .data import load_dataset
-    from .nn.zoo import build_model
+    from ..checkpoint import load_checkpoint, restore
+    from ..data import load_dataset
+    from ..nn.zoo import build_model
 
     ckpt = load_checkpoint(path)
     saved = (ckpt.get("extra") or {}).get("config") or {}

@@ -28,8 +28,8 @@ import re
 import shutil
 from pathlib import Path
 
-from .errors import UserError
-from .jsonio import dumps, replacing, write_atomic, write_lines_atomic
+from ..errors import UserError
+from ..jsonio import dumps, replacing, write_atomic, write_lines_atomic
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -76,7 +76,7 @@ def _checkpoint_epoch(path: Path) -> int | None:
     """The epoch of a readable checkpoint, None when it is missing or unreadable."""
     if not path.is_file():
         return None
-    from .checkpoint import load_checkpoint  # noqa: PLC0415
+    from ..checkpoint import load_checkpoint  # noqa: PLC0415
     try:
         return int(load_checkpoint(path)["epoch"])
     except UserError:

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from .backend import asnumpy
-from .precision import use
+from ..backend import asnumpy
+from ..precision import use
 
 __all__ = ["snapshot", "unchanged", "frozen_cause"]
 
@@ -43,8 +43,8 @@ def frozen_cause(model, optimizer, policy, data, config) -> str:
     """Why no weight moved, from one batch: per layer the largest |lr * gradient| next to
     the smallest half-gap between the layer's weights and their neighbours in the weights
     format (an update below it rounds back to the same weight)."""
-    from . import functional as F
-    from .data import batches
+    from .. import functional as F
+    from ..data import batches
 
     xb, yb = next(batches(data.x_train, data.y_train, config.batch_size, shuffle=False))
     optimizer.zero_grad()
