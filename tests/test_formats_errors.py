@@ -163,3 +163,73 @@ def test_code_table_of_a_wide_format():
         get_format("posit32").code_table()
     with pytest.raises(ValueError, match="too many"):
         get_format("float32").code_table()
+
+
+# ---- 52 and 53 significant bits: only float64 itself (issue 12, defect 3) -------------
+# Rounding through float64 with round-to-odd is one correct rounding only up to 51 bits,
+# so every layout with 51 or 52 mantissa bits is refused except binary64's own.
+WIDE_REFUSED = "significant bits .* are refused: minifp rounds through float64 with " \
+               "round-to-odd, a single correct rounding only up to 51 bits"
+
+
+def _wide_spellings():
+    for e in range(1, 12):
+        for m in (51, 52):
+            for sp in ("", "ieee", "fn", "fnuz", "finite"):
+                for b in ("", "b1023", "b1022", "b1024", "b0", "b-1", "b15", "b127"):
+                    for mod in ("", ":sat", ":ftz", ":sat:ftz"):
+                        yield f"e{e}m{m}{b}{sp}{mod}"
+
+
+def _is_float64_spelling(name: str) -> bool:
+    base = name.split(":")[0]
+    return base in ("e11m52", "e11m52ieee", "e11m52b1023ieee")
+
+
+def test_every_spelling_with_51_or_52_mantissa_bits_is_refused_but_float64():
+    allowed, refused = [], 0
+    for name in _wide_spellings():
+        if _is_float64_spelling(name):
+            fmt = get_format(name)
+            assert (fmt.ebits, fmt.mbits, fmt.bias, fmt.specials_kind) == (11, 52, 1023, "ieee")
+            allowed.append(name)
+            continue
+        with pytest.raises(ValueError, match=WIDE_REFUSED) as err:
+            get_format(name)
+        msg = str(err.value)
+        assert "\n" not in msg and msg.startswith(repr(name)), msg   # one line, names it
+        assert "float64:sat" in msg and "float64:ftz" in msg         # says what is allowed
+        refused += 1
+    assert refused == 11 * 2 * 5 * 8 * 4 - len(allowed) and len(allowed) == 3 * 4
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(ebits=11, mbits=51), dict(ebits=8, mbits=51), dict(ebits=8, mbits=52),
+    dict(ebits=11, mbits=52, bias=1022), dict(ebits=11, mbits=52, specials_kind="fn"),
+    dict(ebits=11, mbits=52, specials_kind="fnuz", bias=1023),
+    dict(ebits=11, mbits=52, specials_kind="finite", bias=1023),
+    dict(ebits=10, mbits=51, subnormals=False, overflow="saturate"),
+])
+def test_wide_float_constructor_arguments_are_refused(kwargs):
+    with pytest.raises(ValueError, match=WIDE_REFUSED):
+        FloatFormat(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["float64", "float64:sat", "float64:ftz", "float64:sat:ftz",
+                                  "e11m52", "e11m52:ftz", "fp64:sat", "double:ftz"])
+def test_float64_and_its_variants_are_allowed(name):
+    fmt = get_format(name)
+    assert fmt.precision == 53 and fmt.carrier == np.float64
+    x = np.array([1e-310, -1e-310, 1.5, np.inf])
+    want = [0.0, -0.0, 1.5, np.inf] if not fmt.subnormals else [1e-310, -1e-310, 1.5, np.inf]
+    got = fmt.round(x)
+    assert got.tolist() == want and np.signbit(got).tolist() == [False, True, False, False]
+
+
+@pytest.mark.parametrize("order", ["sequential", "pairwise", "blocked:4", "exact", "native"])
+def test_accumulation_in_a_52_bit_format_is_refused(order):
+    # issue 12's reproducer: this was 1.0 (rounded twice) instead of 1 + 2**-51
+    from minifp.accumulate import Accumulation
+    for name in ("e11m51", "e8m51", "e8m52"):
+        with pytest.raises(ValueError, match=WIDE_REFUSED):
+            Accumulation(name, order)

@@ -11,7 +11,10 @@
 to the subcommand.  JSON is strict (:func:`minifp.jsonio.dumps`: no NaN/Infinity).
 
 Values typed on the command line are read exactly (see :mod:`minifp.formats.exactparse`),
-so ``round`` shows the correctly rounded value of the number as written.
+so ``round`` shows the correctly rounded value of the number as written: for formats of at
+most 51 bits, what the API's ``round`` gives for the value's float64 rounded to odd; for
+float64 and its variants (the only wider formats the registry accepts), the value rounded
+once to float64 in the mode, then flushed (:ftz) or saturated (:sat) as the API does.
 Errors in what the user typed (unknown format, impossible parameters, unknown
 mode, a value that is not a number) print one line ``minifp: error: ...`` on
 stderr and exit with status 2.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 import sys
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from fractions import Fraction
 
 import click
@@ -349,17 +352,12 @@ def round_cmd(name, values, mode, seed, as_json):
             raise
     rng = np.random.default_rng(seed)
     if fmt.precision <= 51:
+        # round to odd into float64, then the format's own rounding: one correct rounding
         x = np.array([parse_real(t) for t in values], dtype=np.float64)
         rounded = [float(v) for v in fmt.round(x, rmode, rng).tolist()]
-    else:  # float64 itself: round the exact values directly
-        rounded = []
-        for text, q in zip(values, exact):
-            if isinstance(q, float):
-                rounded.append(float(fmt.round(np.array([q]), rmode, rng)[0]))
-            elif q == 0:
-                rounded.append(parse_real(text))
-            else:
-                rounded.append(to_float64(q, rmode, rng))
+    else:  # float64 and its variants (the registry refuses every other format this wide)
+        rounded = [_round_float64_exact(fmt, q, parse_real(text), rmode, rng)
+                   for text, q in zip(values, exact)]
     r_arr = np.array(rounded, dtype=np.float64)
     encodable = ~np.isnan(r_arr) | fmt.has_nan
     codes = [None] * len(rounded)
@@ -374,7 +372,7 @@ def round_cmd(name, values, mode, seed, as_json):
             records.append({"input": text, "rounded": r, "rounded_repr": repr(r), "code": c,
                             "binary": code_binary(fmt, c) if c is not None else None,
                             "hex": code_hex(fmt, c) if c is not None else None,
-                            "relative_error": None if err is None else float(err),
+                            "relative_error": _rel_error_float(err),
                             "relative_error_text": _rel_error(q, r)})
         click.echo(dumps({"format": fmt.name, "rounding": rmode.value,
                           "seed": seed if rmode is Rounding.STOCHASTIC else None,
@@ -391,6 +389,22 @@ def round_cmd(name, values, mode, seed, as_json):
         header += f", seed {seed}"
     click.echo(header)
     click.echo(_table(["input", "rounded", "binary", "hex", "rel. error"], rows, right={1, 4}))
+
+
+def _round_float64_exact(fmt, q, x: float, mode: Rounding, rng) -> float:
+    """The exact value ``q`` rounded to ``fmt``, a format with float64's values (float64,
+    float64:ftz, float64:sat, float64:nan): ``q`` is rounded once to float64 in ``mode``
+    (IEEE overflow: ±inf, or ±DBL_MAX where the mode rounds toward zero), then the format
+    does what it does to a float64 input: a finite value that overflowed goes to the
+    format's overflow value (±max under :sat, NaN under :nan), a subnormal result is
+    flushed to zero under :ftz. ``x`` is ``q`` rounded to odd (used for 0, ±inf, nan)."""
+    if isinstance(q, float) or q == 0:  # inf, nan, ±0: the float64 itself
+        return float(fmt.round(np.array([x]), mode, rng)[0])
+    r = to_float64(q, mode, rng)
+    if math.isinf(r) and fmt.overflow != "inf":
+        r = math.copysign(fmt.max, r) if fmt.overflow == "saturate" else math.nan
+    # r is a float64: the format only flushes it (:ftz); no rounding, no random draw
+    return float(fmt.round(np.array([r]), Rounding.TOWARD_ZERO)[0])
 
 
 # Exponents beyond these are far outside every format (float64: 1e-324 .. 1e308) and would
@@ -451,4 +465,20 @@ def _rel_error(q, r: float) -> str:
         return "-"
     if err == math.inf:
         return "inf"
-    return "0" if err == 0 else f"{float(err):.3e}"
+    if err == 0:
+        return "0"
+    if err > _FLOAT_MAX:  # e.g. 1e-400 rounded up to a subnormal: beyond any float
+        with localcontext() as ctx:
+            ctx.prec, ctx.Emax = 30, 10 ** 8
+            return f"{Decimal(err.numerator) / Decimal(err.denominator):.3e}"
+    return f"{float(err):.3e}"
+
+
+_FLOAT_MAX = Fraction(sys.float_info.max)
+
+
+def _rel_error_float(err):
+    """The relative error as a float for JSON: inf (shown as null) beyond float64."""
+    if err is None or err == math.inf:
+        return err
+    return math.inf if err > _FLOAT_MAX else float(err)

@@ -21,7 +21,9 @@ precision p <= 51 = 53 - 2, with any of the directed or nearest modes, gives
 the same result as rounding the exact value directly. The format's exponent
 range must lie inside float64's with two bits to spare below its smallest
 subnormal, which holds for every minifp float format (its smallest quantum is
-at least 2**-1072) and for posits up to 32 bits, whose rounding on the bit
+at least 2**-1072; formats of 52 or 53 bits other than float64 itself are
+refused by :class:`~minifp.formats.ieee.FloatFormat` for these reasons) and for
+posits up to 32 bits, whose rounding on the bit
 string only needs the float64 to keep the binade, the leading fraction bits and
 whether any bits are left (round-to-odd never produces a power of two from an
 inexact value, so all three survive).

@@ -15,6 +15,9 @@ Rounding is exact and done on bit patterns: the input (float16/32 in a float32
 work type, float64 in a float64 work type) is rounded once, with the mode's
 rule, to the format's precision at the input's exponent (or at the smallest
 normal exponent, for subnormal results); then values beyond ``max`` overflow.
+Formats of 52 or 53 significant bits other than float64 itself are refused
+(``WIDE_REFUSAL``): values wider than the work type reach a format as their
+float64 rounded to odd, one correct rounding only for at most 51 bits.
 Overflow follows IEEE 754 §7.4: nearest and stochastic modes go to the
 overflow value (Inf, or NaN when the format has no Inf), directed modes go to
 ±max when they round toward zero for that sign; ``overflow='saturate'`` sends
@@ -35,6 +38,15 @@ from .modes import Rounding, random_unit, random_words
 SPECIALS = ("ieee", "fn", "fnuz", "finite")
 OVERFLOWS = ("inf", "nan", "saturate")
 
+
+# Rounding goes through float64, rounded to odd where the input is wider than the work
+# type (the exact values of the CLI, the exact sums of the accumulation orders): that is a
+# single correct rounding only for formats of at most 53 - 2 = 51 bits. Of the wider
+# layouts only float64 itself is served (its values are the float64s).
+WIDE_REFUSAL = ("{p} significant bits ({m} mantissa bits) are refused: minifp rounds "
+                "through float64 with round-to-odd, a single correct rounding only up to 51 "
+                "bits; of the formats with 51 or 52 mantissa bits only float64 itself is "
+                "allowed (e11m52: bias 1023, IEEE specials; also float64:sat, float64:ftz)")
 
 _NATIVE = {(5, 10, 15): np.dtype(np.float16), (8, 23, 127): np.dtype(np.float32),
            (11, 52, 1023): np.dtype(np.float64)}
@@ -70,6 +82,8 @@ class FloatFormat(Format):
         if self.bias is None:
             default = (1 << (self.ebits - 1)) - (0 if self.specials_kind == "fnuz" else 1)
             object.__setattr__(self, "bias", default)
+        if self.precision >= 52 and not self.is_float64_layout:
+            raise ValueError(WIDE_REFUSAL.format(p=self.precision, m=self.mbits))
         overflow = self.overflow or {"ieee": "inf", "fn": "nan", "fnuz": "nan",
                                      "finite": "saturate"}[self.specials_kind]
         if overflow not in OVERFLOWS:
@@ -89,6 +103,11 @@ class FloatFormat(Format):
             object.__setattr__(self, "name", self.canonical_name())
 
     # ---- layout ------------------------------------------------------------
+    @property
+    def is_float64_layout(self) -> bool:
+        """True for float64 and its variants (:sat, :ftz, :nan): the binary64 value set."""
+        return (self.ebits, self.mbits, self.bias, self.specials_kind) == (11, 52, 1023, "ieee")
+
     def canonical_name(self) -> str:
         """A name the registry parses back to this format, e.g. ``e4m3b11fnuz:sat``."""
         default_bias = (1 << (self.ebits - 1)) - (0 if self.specials_kind == "fnuz" else 1)

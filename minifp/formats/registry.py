@@ -11,6 +11,12 @@ of Noune et al. (no Inf, single NaN at the -0 code: ``fnuz``), as in ml_dtypes'
 ``float8_e4m3b11fnuz``. ``:sat`` saturates overflow to ±max; ``:ftz`` flushes
 subnormal results to zero. Registered names (``e4m3``, ``float16`` ...) may
 also take ``:sat`` / ``:ftz``.
+
+X is 1..11 and Y 0..50 (precision at most 51 bits: rounding through float64
+with round-to-odd is one correct rounding only that far); Y = 51 or 52 is
+accepted only for float64's own layout (``e11m52``, bias 1023, IEEE specials,
+i.e. ``float64``, ``float64:sat``, ``float64:ftz``), anything else is refused
+by :class:`FloatFormat` with a one-line ``ValueError``.
 """
 from __future__ import annotations
 
