@@ -15,7 +15,8 @@ Pooling: max is exact (output rounded to F, a no-op for F inputs); average is an
 mean under the forward Accumulation rounded once to F.  Backward of both scatters the
 window gradients back (col2im): each input gradient is an engine sum, under the backward
 Accumulation, of its contributions from every window position (kh*kw terms, zero where
-the window does not cover it), rounded once to B.
+the window does not cover it), rounded once to B; for average pooling the terms are the
+shares g / (kh*kw), each correctly rounded to B first.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 from ..autograd import Function
 from ..backend import array_module
 from .core import append_bias, engine_matmul, engine_mean, engine_sum, f64
+from .exactops import prepare_for
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "im2col", "col2im"]
 
@@ -241,7 +243,9 @@ class AvgPool2d(_Pool):
     def backward(self, g):
         xp = array_module(g)
         k = self.kernel[0] * self.kernel[1]
-        share = self.round_grad(0, f64(g) / k)          # each window element's share, in B
+        # each window element's share g / k, correctly rounded to B
+        share = self.round_grad(0, prepare_for(self, self.grad_role(0), "div", f64(g),
+                                               float(k)))
         terms = xp.broadcast_to(share[..., None], share.shape + (k,))
         return self._scatter(terms)
 
@@ -262,5 +266,5 @@ def max_pool2d(x, kernel, stride=None, padding=0):
 def avg_pool2d(x, kernel, stride=None, padding=0):
     """Mean over kh x kw windows (stride defaults to the kernel; zero padding counted):
     engine mean under the forward Accumulation, rounded once to F.  Backward: g / (kh*kw)
-    rounded to B, then engine col2im rounded once to B."""
+    correctly rounded to B, then engine col2im rounded once to B."""
     return AvgPool2d.apply(x, **_pool_kw(kernel, stride, padding))

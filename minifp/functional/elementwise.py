@@ -1,16 +1,38 @@
 """Elementwise ops with NumPy broadcasting.
 
-Forward: the result is computed in float64 from the operands' values and rounded once to
-the activations format F.  For + - * / and sqrt this is the correctly rounded result
-(every format but float64 has at most 25 significand bits, and float64 arithmetic is
-itself correctly rounded).  exp, log, tanh, sigmoid, erf (gelu) and non-integer powers
-are computed in float64 and rounded once: faithful to about 1 float64 ulp before the
-final rounding, not guaranteed correctly rounded.
+Forward: the result is computed from the operands' values and rounded once to the
+activations format F.  For + - * / and sqrt that is the correct rounding of the exact
+result (in every deterministic rounding mode), through
+:func:`minifp.functional.exactops.prepare`, as follows:
+
+* formats of at most 25 significant bits (every registered format but float64 and the
+  32-bit posits): the float64 result, rounded once to F.  This is the correct rounding
+  in round-to-nearest when the operands are values of formats of at most p bits
+  (53 >= 2p + 2; products of such values are exact), and in every mode where the
+  float64 result is exact.  Not covered (the plain result is kept, see
+  :mod:`~minifp.functional.exactops`): operands wider than F, such as float64 constants
+  or float32 values under a bfloat16 F, and + - in the directed modes and ``to_odd``
+  when the operands' exponents differ by more than about 28;
+* formats of 26 to 51 bits (posit32 = posit(32,2) with up to 28 bits, posit(32,3),
+  ``eXmY`` layouts such as e8m30 or e11m40): the exact result rounded to odd in float64
+  (TwoSum, TwoProduct, the sign of the remainder; Fractions for the rare operands where
+  those are not exact), then rounded once to F: the float64 result would be a first
+  rounding and rounding it again can be wrong next to F's midpoints;
+* float64 (and float64:sat / :ftz): float64 arithmetic in nearest-even; in the other
+  deterministic modes the exact result rounded to float64 in that mode.
+
+``pow`` with the exponents 2, 0.5 and -1 is x*x, sqrt(x) and 1/x, correctly rounded in
+the same way.  exp, log, tanh, sigmoid, erf (gelu) and other powers are computed in
+float64 and rounded once: faithful to about 1 float64 ulp before the final rounding, not
+guaranteed correctly rounded.
 
 Backward: each local gradient is computed in float64 and rounded once to the input's
-gradient format (B, or G for Parameters) at the broadcast shape; where an operand was
-broadcast, the gradient is then summed over the broadcast axes by the engine under the
-backward Accumulation and rounded once more to that format.
+gradient format (B, or G for Parameters) at the broadcast shape.  Where it is a single
+product or quotient of float64 values (``g * b`` and ``g * a`` of mul, ``g / b`` of div,
+``g * y`` of exp, ``g / x`` of log, ``g / (2 y)`` of sqrt) it is correctly rounded as in
+the forward pass; the other local gradients are float64 expressions, rounded once.
+Where an operand was broadcast, the gradient is then summed over the broadcast axes by
+the engine under the backward Accumulation and rounded once more to that format.
 """
 from __future__ import annotations
 
@@ -21,6 +43,7 @@ import numpy as np
 from ..autograd import Function
 from ..backend import array_module
 from .core import broadcast_shape, f64, unbroadcast
+from .exactops import exact_how, prepare, prepare_for
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh",
            "sigmoid", "relu", "gelu", "quantize"]
@@ -35,14 +58,17 @@ def _erf(xp, x):
 
 
 class _Binary(Function):
-    """Broadcasting binary op; subclasses define ``_f`` and ``_grads`` on float64."""
+    """Broadcasting binary op ``op_name`` (add, sub, mul, div: the forward is
+    :func:`~minifp.functional.exactops.prepare` of that op, rounded once to F);
+    subclasses define ``_grads`` on float64."""
 
     def forward(self, a, b):
         self.out_shape = broadcast_shape(self.op_name, a.shape, b.shape)
         self.backward_reduces = (tuple(a.shape) != self.out_shape
                                  or tuple(b.shape) != self.out_shape)
         self.saved_a, self.saved_b = a, b
-        return self.round_out(self._f(f64(a), f64(b)))
+        return self.round_out(prepare_for(self, self.output_role, self.op_name,
+                                          f64(a), f64(b)))
 
     def backward(self, g):
         a, b = self.saved_a, self.saved_b
@@ -63,18 +89,12 @@ class _Binary(Function):
 class Add(_Binary):
     op_name = "add"
 
-    def _f(self, a, b):
-        return a + b
-
     def _grads(self, g, a, b):
         return g, g
 
 
 class Sub(_Binary):
     op_name = "sub"
-
-    def _f(self, a, b):
-        return a - b
 
     def _grads(self, g, a, b):
         return g, -g
@@ -83,46 +103,47 @@ class Sub(_Binary):
 class Mul(_Binary):
     op_name = "mul"
 
-    def _f(self, a, b):
-        return a * b
-
     def _grads(self, g, a, b):
-        ga = g * f64(b) if self.needs_input_grad[0] else None
-        gb = g * f64(a) if self.needs_input_grad[1] else None
+        need = self.needs_input_grad
+        ga = prepare_for(self, self.grad_role(0), "mul", g, f64(b)) if need[0] else None
+        gb = prepare_for(self, self.grad_role(1), "mul", g, f64(a)) if need[1] else None
         return ga, gb
 
 
 class Div(_Binary):
     op_name = "div"
 
-    def _f(self, a, b):
-        return a / b
-
     def _grads(self, g, a, b):
         b64 = f64(b)
-        ga = g / b64 if self.needs_input_grad[0] else None
+        ga = prepare_for(self, self.grad_role(0), "div", g, b64) if self.needs_input_grad[0] \
+            else None
         gb = -g * f64(a) / (b64 * b64) if self.needs_input_grad[1] else None
         return ga, gb
 
 
 def add(a, b):
-    """a + b (broadcasting), computed in float64, rounded once to F."""
+    """a + b (broadcasting), rounded once to F: float64 for formats of at most 25 bits,
+    the exact sum rounded to odd in float64 for wider ones (see the module docstring)."""
     return Add.apply(a, b)
 
 
 def sub(a, b):
-    """a - b (broadcasting), computed in float64, rounded once to F."""
+    """a - b (broadcasting), rounded once to F: float64 for formats of at most 25 bits,
+    the exact difference rounded to odd in float64 for wider ones."""
     return Sub.apply(a, b)
 
 
 def mul(a, b):
-    """a * b (broadcasting), computed in float64 (exact), rounded once to F."""
+    """a * b (broadcasting), rounded once to F: float64 (exact for operands of at most 26
+    bits) for formats of at most 25 bits, the exact product (TwoProduct) rounded to odd in
+    float64 for wider ones."""
     return Mul.apply(a, b)
 
 
 def div(a, b):
-    """a / b (broadcasting), computed in float64, rounded once to F (correctly rounded
-    for operands of at most 25 significand bits)."""
+    """a / b (broadcasting), rounded once to F: float64 for formats of at most 25 bits
+    (correctly rounded for operands of at most 25 bits), the exact quotient rounded to odd
+    in float64 (the sign of the remainder) for wider ones."""
     return Div.apply(a, b)
 
 
@@ -164,7 +185,7 @@ class Exp(_Unary):
         return array_module(x).exp(x)
 
     def _df(self, g, x, y):
-        return g * f64(y)
+        return prepare_for(self, self.grad_role(0), "mul", g, f64(y))
 
 
 class Log(_Unary):
@@ -175,7 +196,7 @@ class Log(_Unary):
         return array_module(x).log(x)
 
     def _df(self, g, x, y):
-        return g / f64(x)
+        return prepare_for(self, self.grad_role(0), "div", g, f64(x))
 
 
 class Sqrt(_Unary):
@@ -183,10 +204,10 @@ class Sqrt(_Unary):
     save_output = True
 
     def _f(self, x):
-        return array_module(x).sqrt(x)
+        return prepare_for(self, self.output_role, "sqrt", x)
 
     def _df(self, g, x, y):
-        return g / (2.0 * f64(y))
+        return prepare_for(self, self.grad_role(0), "div", g, 2.0 * f64(y))
 
 
 class Tanh(_Unary):
@@ -253,13 +274,30 @@ class Gelu(_Unary):
         return g * (cdf + x * pdf)
 
 
+_POW_OPS = {2.0: "mul", 0.5: "sqrt", -1.0: "div"}
+
+
 class Pow(_Unary):
     op_name = "pow"
     save_input = True
     exponent = 2.0
 
     def _f(self, x):
-        return x ** self.exponent
+        c = self.exponent
+        plain = x ** c                  # NumPy: x*x, sqrt(x), 1/x for c = 2, 0.5, -1
+        op = _POW_OPS.get(c)
+        p = self.policy
+        fmt, mode = p.format_of(self.output_role), p.rounding_of(self.output_role)
+        if op is None or exact_how(fmt, mode) is None:
+            return plain
+        xp = array_module(x)
+        if op == "sqrt":
+            v, ok = prepare(fmt, mode, "sqrt", x), x > 0
+        elif op == "mul":
+            v, ok = prepare(fmt, mode, "mul", x, x), x != 0
+        else:
+            v, ok = prepare(fmt, mode, "div", 1.0, x), x != 0
+        return xp.where(ok & xp.isfinite(x), v, plain)
 
     def _df(self, g, x, y):
         c = self.exponent
@@ -284,8 +322,10 @@ def neg(x):
 
 
 def pow(x, exponent):  # noqa: A001 - mirrors the operator
-    """x ** exponent for a scalar exponent, computed in float64, rounded once to F
-    (exponent 2: correctly rounded; others: float64 accuracy before the rounding)."""
+    """x ** exponent for a scalar exponent, rounded once to F.  Exponents 2, 0.5 and -1
+    are x*x, sqrt(x) and 1/x, correctly rounded as :func:`mul`, :func:`sqrt` and
+    :func:`div`; other exponents: float64 ``pow`` (faithful to about 1 ulp), rounded
+    once."""
     if not np.isscalar(exponent):
         raise ValueError("pow: the exponent must be a Python or NumPy scalar")
     return Pow.apply(x, exponent=float(exponent))
@@ -302,7 +342,8 @@ def log(x):
 
 
 def sqrt(x):
-    """Square root, computed in float64 and rounded once to F (correctly rounded)."""
+    """Square root, correctly rounded to F: float64 sqrt for formats of at most 25 bits,
+    the exact root rounded to odd in float64 (sign of the residual) for wider ones."""
     return Sqrt.apply(x)
 
 

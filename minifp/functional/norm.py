@@ -2,9 +2,12 @@
 
 Forward, with the statistics kept in the forward accumulator format A:
   mu      = engine mean of x over the normalized axes               (rounded to A)
-  var     = engine mean of R_A((x - mu)^2), squares in float64      (rounded to A)
-  istd    = R_A(1 / sqrt(var + eps))                                float64, rounded once
-  y       = R_F(gamma * (x - mu) * istd + beta)                     float64, rounded once
+  var     = engine mean of R_A((x - mu)^2)                          (rounded to A)
+  istd    = R_A(1 / sqrt(var + eps))
+  y       = R_F(gamma * (x - mu) * istd + beta)
+The expressions inside R_A(...) and R_F(...) are evaluated in float64, each step rounded
+to nearest, and the float64 value is rounded once: not a correct rounding of the exact
+expression (also (x - mu)^2 is the float64 square of the float64 difference).
 batch_norm in eval mode uses the running statistics instead of mu and var; in training
 mode it updates them in place: running = R_W((1 - momentum) * running + momentum * stat)
 (the unbiased variance, as PyTorch), rounded to the weights format W.

@@ -2,13 +2,16 @@
 
 Forward: the engine reduces under the forward Accumulation (terms in C index order of the
 reduced axes) and rounds once to F.  Backward: the gradient is broadcast back (sum) or
-divided by the count in float64 and rounded once (mean) to B (G for Parameters).
+divided by the count (mean), the quotient correctly rounded to B (G for Parameters):
+float64 for formats of at most 25 bits, the exact quotient rounded to odd for wider ones
+(:func:`~minifp.functional.exactops.prepare`).
 """
 from __future__ import annotations
 
 from ..autograd import Function
 from ..backend import array_module
 from .core import engine_mean, engine_sum, f64, normalize_axes
+from .exactops import prepare_for
 
 __all__ = ["sum", "mean"]
 
@@ -32,7 +35,7 @@ class _Reduce(Function):
             count = 1
             for i in self.axes:
                 count *= self.in_shape[i]
-            g = g / count
+            g = prepare_for(self, self.grad_role(0), "div", g, float(count))
         return self.round_grad(0, xp.broadcast_to(g, self.in_shape))
 
 

@@ -1,12 +1,18 @@
 """softmax, log_softmax and cross_entropy.
 
-Forward (x shifted by its maximum along the axis, exactly):
+Forward (x shifted by its maximum m along the axis; x - m is the float64 difference:
+exact unless it needs more than 53 bits, e.g. for operands far apart in exponent, where
+it is rounded to nearest):
   e_i = R_F(exp(x_i - m))                  exp in float64, rounded once to F;
   s   = engine sum of e over the axis      forward Accumulation, kept in its format;
-  softmax_i     = R_F(e_i / s)             float64, rounded once;
-  log_softmax_i = R_F(x_i - m - log s)     float64, rounded once.
-cross_entropy: per-sample losses R_L(log s + m - x_t) (float64, rounded once to L), then
-the engine mean over the batch (forward Accumulation), rounded once to L.
+  softmax_i     = R_F(e_i / s)             the quotient correctly rounded to F
+                                           (:func:`~minifp.functional.exactops.prepare`:
+                                           float64 for F of at most 25 bits, the exact
+                                           quotient rounded to odd for wider F);
+  log_softmax_i = R_F(x_i - m - log s)     float64 expression, rounded once.
+cross_entropy: per-sample losses R_L(log s + m - x_t) (a float64 expression, rounded
+once to L), then the engine mean over the batch (forward Accumulation), rounded once to
+L.
 
 Backward (backward Accumulation for the sums, results rounded once to B):
   softmax:      gx = y * (g - <g, y>)      <g, y> one engine dot per row;
@@ -20,6 +26,7 @@ import numpy as np
 from ..autograd import Function, Tensor
 from ..backend import array_module
 from .core import engine_dot_reduce, engine_mean, engine_sum, f64
+from .exactops import prepare_for
 
 __all__ = ["softmax", "log_softmax", "cross_entropy"]
 
@@ -43,7 +50,7 @@ class Softmax(Function):
 
     def forward(self, x):
         _, _, e, s = _exp_terms(self, x, self.axis)
-        y = self.round_out(f64(e) / f64(s))
+        y = self.round_out(prepare_for(self, self.output_role, "div", f64(e), f64(s)))
         self.saved_y = y
         return y
 
@@ -74,8 +81,8 @@ class LogSoftmax(Function):
 
 def softmax(x, axis: int = -1):
     """exp(x) / sum(exp(x)) along ``axis``: numerators R_F(exp(x - max)) (float64 exp,
-    rounded once), denominator an engine sum (forward Accumulation), quotient rounded once
-    to F."""
+    rounded once), denominator an engine sum (forward Accumulation), quotient correctly
+    rounded to F (one rounding of the exact quotient of those two values)."""
     return Softmax.apply(x, axis=axis)
 
 

@@ -19,14 +19,19 @@ was taken).
 Numerics:
 
 * ``scale_loss(loss)`` computes ``loss * scale`` in float64 and rounds it once to the loss
-  format L.  Its backward passes ``g * scale`` (rounded to L) to the loss: the gradient
+  format L.  With a power-of-two scale (the default 2**16; dynamic scaling multiplies and
+  divides it by ``factor``, 2 by default) the float64 product is exact, so this is one
+  correct rounding; with any other scale it is the float64 product rounded again (for L
+  of more than 25 bits, e.g. posit32, not always the correct rounding of the exact
+  product).  Its backward passes ``g * scale`` (rounded to L) to the loss: the gradient
   with respect to a loss value lives in L, exactly as the seed of ``loss.backward(grad=s)``
   does, so ``scale_loss(loss).backward()`` and ``loss.backward(grad=scale)`` give the same
   gradients, and a scale of 2^16 survives even when the backward format B is float16
   (whose largest value is 65504).
 * ``unscale_and_check(params)`` divides every weight gradient by the scale in float64 and
   rounds the quotient once to the gradient format G of the parameter's layer
-  (``policy.for_layer(path).gradients``, "gradients" rounding); it returns False when any
+  (``policy.for_layer(path).gradients``, "gradients" rounding; the float64 quotient is
+  exact for a power-of-two scale, otherwise it is a first rounding); it returns False when any
   gradient holds a non-finite value after unscaling (which includes every inf/nan present
   before, and any overflow of G by the division when the scale is below 1).  With a scale
   of 1 the gradients are only checked.
