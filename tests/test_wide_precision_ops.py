@@ -408,7 +408,7 @@ def test_softmax_dropout_and_pooling_quotients(fmt_name):
     mask = np.random.default_rng(1).random(x.shape) >= 0.3
 
     def want_of(op, u, v, mode):
-        if wide:
+        if wide or mode not in ("nearest_even", "stochastic"):
             return expected(fmt, op, float(u), float(v), mode)
         plain = _plain(op, float(u), float(v))
         return float(np.asarray(fmt.round(np.float64(plain), mode)))
@@ -441,10 +441,13 @@ def test_softmax_dropout_and_pooling_quotients(fmt_name):
 # ---------------------------------------------------------------- registered formats unchanged
 @pytest.mark.parametrize("fmt_name", NARROW)
 def test_registered_formats_bit_identical_to_plain_float64(fmt_name):
-    """Formats of at most 25 bits keep the plain float64 path, bit for bit, in every mode
-    (stochastic: the same draws), forward and the single-op gradients."""
+    """Formats of at most 25 bits keep the plain float64 path, bit for bit, in nearest-even
+    and stochastic rounding (the same draws), forward and the single-op gradients; in the
+    directed modes, nearest-away and to-odd (where a float64 rounding first can be wrong)
+    they equal the exact reference."""
     fmt = get_format(fmt_name)
-    assert exact_how(fmt, "nearest_even") is None and exact_how(fmt, "toward_zero") is None
+    assert exact_how(fmt, "nearest_even") is None and exact_how(fmt, "stochastic") is None
+    assert exact_how(fmt, "toward_zero") == "to_odd"
     rng = np.random.default_rng(3)
     a = fmt.round(rng.standard_normal(64) * 4)
     b = fmt.round(rng.standard_normal(64) * 4)
@@ -469,6 +472,12 @@ def test_registered_formats_bit_identical_to_plain_float64(fmt_name):
                 want = fmt.round(plain, mode, np.random.default_rng(9)
                                  if mode == "stochastic" else None)
                 assert got.dtype == want.dtype
+                if mode not in ("nearest_even", "stochastic"):
+                    yb = np.broadcast_to(y64, x64.shape)
+                    exact = [expected(fmt, op, abs(u) if op == "sqrt" else u, v, mode)
+                             for u, v in zip(x64.tolist(), yb.tolist())]
+                    assert all(_same(g, e) for g, e in zip(got.tolist(), exact)), (op, mode)
+                    continue
                 assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), (op, mode)
                 args = (np.abs(x64),) if op == "sqrt" else (x64, y64)
                 with np.errstate(all="ignore"):
@@ -492,3 +501,17 @@ def test_coverage_summary():
           f"{len(NARROW)} registered narrow formats; {STATS['inputs']} operand tuples "
           f"checked, each in {len(MODES)} modes; the plain float64 path would have been "
           f"wrong in {STATS['plain_wrong']} (input, mode) pairs")
+
+
+def test_directed_modes_of_narrow_formats_round_from_the_exact_result():
+    """bfloat16 toward_zero of 1 - 2**-100 is 0.99609375 (a float64 rounding first gave
+    1.0); likewise up and to_odd of sums whose exact value float64 cannot hold."""
+    for fmt_name, mode, op, x, y, want in (
+            ("bfloat16", "toward_zero", F.sub, 1.0, 2.0 ** -100, 0.99609375),
+            ("bfloat16", "up", F.add, 1.0, 2.0 ** -100, 1.0 + 2.0 ** -7),
+            ("bfloat16", "down", F.add, -1.0, -(2.0 ** -100), -(1.0 + 2.0 ** -7)),
+            ("bfloat16", "to_odd", F.add, 2.0, 2.0 ** -100, 2.0 + 2.0 ** -6)):
+        fmt = get_format(fmt_name)
+        with use(policy(fmt_name, mode)):
+            got = op(Tensor(fmt.round(np.array([x]))), Tensor(fmt.round(np.array([y])))).data
+        assert float(got[0]) == want, (fmt_name, mode, float(got[0]))

@@ -10,19 +10,20 @@ and rounding it again to F can be wrong next to F's midpoints (double rounding).
 :func:`prepare` returns, for an op on float64 operands, the float64 array that the
 caller then rounds once to F:
 
-* p <= 25 (every registered format but float64 and the 32-bit posits): the plain
-  float64 result, unchanged (the fast path, bit-identical to what minifp always did).
-  It is the correct rounding when the float64 result is exact (products of operands of
-  at most 26 bits; sums whose operands' exponents are close) and, in round-to-nearest,
-  for operands that are values of formats of at most 25 bits (53 >= 2p + 2).  It is NOT
-  guaranteed (a first rounding to float64 can land on a midpoint or a value of F) for:
-  operands wider than the output, e.g. float64 constants (float16:
-  ``3 * 0.3338216145833333`` gives 1.001953125, the correct rounding is 1.0009765625)
-  or float32 values under a bfloat16 output (``(1 + 2**-8) + 2**-60``: 1.0 instead of
-  1.0078125); and + and - in the directed modes and ``to_odd`` when the operands'
-  exponents differ by more than about 28 (bfloat16 toward_zero ``1 - 2**-100``: 1.0
-  instead of 0.99609375).  Those cases keep the plain result on purpose (speed and
-  bit-identity of the registered formats); :func:`exact_how` is the one place to widen;
+* p <= 25 (every registered format but float64 and the 32-bit posits), nearest-even and
+  stochastic rounding: the plain float64 result, unchanged (the fast path, bit-identical
+  to what minifp always did).  It is the correct rounding when the float64 result is
+  exact (products of operands of at most 26 bits; sums whose operands' exponents are
+  close) and, in round-to-nearest-even, for operands that are values of formats of at
+  most 25 bits (53 >= 2p + 2, Figueroa).  It is NOT guaranteed for operands wider than
+  the output, e.g. float64 constants (float16: ``3 * 0.3338216145833333`` gives
+  1.001953125, the correct rounding is 1.0009765625) or float32 values under a bfloat16
+  output (``(1 + 2**-8) + 2**-60``: 1.0 instead of 1.0078125); those keep the plain result
+  on purpose (speed and bit-identity of the registered formats in the default mode);
+  :func:`exact_how` is the one place to widen;
+* p <= 25 in the directed modes, nearest-away and to-odd, where Figueroa's argument does
+  not hold (bfloat16 toward_zero of ``1 - 2**-100`` after a float64 rounding is 1.0, the
+  correct rounding 0.99609375): the exact result rounded to odd, as for wider formats;
 * 26 <= p <= 51: the exact result rounded to odd in float64 (TwoSum / TwoProduct and
   the remainder's sign, :mod:`minifp.accumulate.exactsum`).  Rounding that value once
   more to any format of at most 51 bits is the correct rounding of the exact result in
@@ -79,11 +80,15 @@ def exact_how(fmt, mode) -> str | None:
     and stochastic; nearest-even too for float64:sat and float64:nan, where a finite
     result beyond the largest float64 must saturate or become NaN, not stay Inf)."""
     p = fmt.precision
+    mode = parse_rounding(mode)
     if p <= PLAIN_MAX_PRECISION:
-        return None
+        # Figueroa's 2p + 2 argument covers round-to-nearest-even only; a directed mode,
+        # nearest-away or to-odd after a float64 rounding can be wrong (bfloat16
+        # toward_zero of 1 - 2**-100 is 0.99609375, not 1.0): round from the exact value
+        plain = mode in (Rounding.NEAREST_EVEN, Rounding.STOCHASTIC)
+        return None if plain else "to_odd"
     if p <= 51:
         return "to_odd"
-    mode = parse_rounding(mode)
     if mode is Rounding.STOCHASTIC:
         return None
     if mode is Rounding.NEAREST_EVEN and getattr(fmt, "overflow", "inf") == "inf":
