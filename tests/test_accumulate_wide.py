@@ -126,3 +126,30 @@ def test_mean_divides_once_for_wide_outputs(fmt_name):
         s = ref_sum(t, 1, acc)
         want = [reference_round(fmt, Fraction(v) / n) for v in s]
         assert_bitwise(mean(t, 1, acc), np.array(want), f"{fmt_name} n={n}")
+
+
+def test_exact_order_keeps_terms_over_the_whole_float64_range():
+    """Terms more than ~1000 binades below the largest one of a row used to underflow in
+    the scaling of the exact kernel and vanish (dot([2^600, 2^-600, -2^600], 1) was 0)."""
+    from fractions import Fraction
+
+    from minifp.accumulate.exactsum import exact_matmul_odd
+    from minifp.formats.exactparse import round_to_odd
+    assert float(dot(np.array([2.0 ** 600, 2.0 ** -600, -2.0 ** 600]), np.ones(3),
+                     Accumulation("float64", "exact"))) == 2.0 ** -600
+    rng = np.random.default_rng(11)
+    checked = 0
+    for _ in range(120):
+        k = int(rng.integers(1, 6))
+        x = rng.standard_normal((1, 2, k)) * 2.0 ** rng.integers(-1000, 1000, (1, 2, k))
+        y = rng.standard_normal((1, k, 2)) * 2.0 ** rng.integers(-1000, 1000, (1, k, 2))
+        odd, _ = exact_matmul_odd(x, y)
+        for i in range(2):
+            for j in range(2):
+                exact = sum(Fraction(float(x[0, i, t])) * Fraction(float(y[0, t, j]))
+                            for t in range(k))
+                if exact != 0 and not 2.0 ** -1000 < abs(exact) < 2.0 ** 1000:
+                    continue                     # beyond float64: not a rounding to odd
+                assert float(odd[0, i, j]) == round_to_odd(exact)
+                checked += 1
+    assert checked > 200

@@ -156,6 +156,11 @@ def _slices(a, axis, beta):
     xp = array_module(a)
     big = xp.max(xp.abs(a), axis=axis, keepdims=True)
     _, exps = xp.frexp(big)                     # big < 2**exps
+    nz = a != 0
+    if bool(nz.any()):
+        _, e_all = xp.frexp(a)
+        if int(xp.max(xp.where(nz, exps - e_all, 0))) > 1021 - 53:
+            return exps, _slices_wide(xp, a, exps, beta)   # scaling would underflow
     scaled = xp.ldexp(a, -exps)                 # |scaled| < 1, exact
     out = []
     rest = scaled
@@ -169,6 +174,31 @@ def _slices(a, axis, beta):
         if len(out) > 2200 // beta:             # float64 spans < 2200 bits
             raise AssertionError("slicing did not terminate")
     return exps, out
+
+
+def _slices_wide(xp, a, exps, beta):
+    """The slices of :func:`_slices` from the integer significands, for data whose range
+    along the axis exceeds what a float64 scaling by 2**-exps keeps (over ~970 binades):
+    with |a| = M * 2**q (M < 2**53), slice s holds the bits of M at value positions
+    [exps - beta(s+1), exps - beta s), so nothing underflows."""
+    m, e = xp.frexp(a)
+    mant = xp.abs(xp.ldexp(m, 53)).astype(np.int64)          # |a| = mant * 2**(e - 53)
+    q = e.astype(np.int64) - 53
+    ex = xp.broadcast_to(exps, a.shape).astype(np.int64)
+    nz = mant != 0
+    count = int(xp.max(xp.where(nz, -(-(ex - q) // beta), 1)))
+    sign = xp.where(a < 0, -1.0, 1.0)
+    mask = np.int64((1 << beta) - 1)
+    out = []
+    for s in range(count):
+        k = q - ex + beta * (s + 1)         # piece = floor(mant * 2**k) mod 2**beta
+        up = xp.clip(k, 0, beta)
+        low_bits = mant & ((np.int64(1) << (np.int64(beta) - up)) - 1)
+        left = xp.where(k < beta, low_bits << up, 0)
+        right = (mant >> xp.clip(-k, 0, 63)) & mask
+        piece = xp.where(k >= 0, left, xp.where(-k < 64, right, 0))
+        out.append(sign * piece.astype(np.float64))
+    return out
 
 
 def exact_matmul_odd(x, y):
