@@ -153,3 +153,20 @@ def test_exact_order_keeps_terms_over_the_whole_float64_range():
                 assert float(odd[0, i, j]) == round_to_odd(exact)
                 checked += 1
     assert checked > 200
+
+
+@pytest.mark.parametrize("order", ["sequential", "pairwise", "blocked:2", "exact"])
+@pytest.mark.parametrize("fma", [True, False])
+def test_float64_variants_as_accumulators(order, fma):
+    """float64:ftz flushes subnormal results, :sat saturates a finite overflow, :nan makes
+    it NaN (they used to act as plain float64)."""
+    if order == "exact" and not fma:
+        pytest.skip("exact has no fma variant")
+    tiny, big = np.array([1e-310]), np.array([1e308, 1e308])
+    with np.errstate(all="ignore"):
+        assert float(dot(tiny, np.ones(1), Accumulation("float64:ftz", order, fma))) == 0.0
+        assert float(dot(tiny, np.ones(1), Accumulation("float64", order, fma))) == 1e-310
+        sat = float(dot(big, np.ones(2), Accumulation("float64:sat", order, fma)))
+        nan = float(dot(big, np.ones(2), Accumulation("float64:nan", order, fma)))
+        plain = float(dot(big, np.ones(2), Accumulation("float64", order, fma)))
+    assert sat == np.finfo(np.float64).max and np.isnan(nan) and plain == np.inf

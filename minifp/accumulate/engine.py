@@ -70,6 +70,11 @@ def _reduce(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
         return orders.blocked(acc, x, y, rng, bits, quanta), None
     if kind == "exact":
         odd, near = orders.exact(x, y)
+        fmt = acc.format
+        if fmt.precision >= 53 and getattr(fmt, "overflow", "inf") != "inf":
+            over = orders.finite_outputs(x, y) & ~array_module(near).isfinite(near)
+            if bool(over.any()):         # a finite exact sum beyond float64: the rule
+                odd = near = orders._finite_overflow(fmt, near, finite=over)
         return near, odd
     if kind == "native":
         return orders.round_acc(acc, orders.native(acc, x, y), rng), None
@@ -86,7 +91,7 @@ def _finish(acc, value, odd, out, out_rounding, rng):
         if out_fmt.precision >= 53:
             if mode.value not in ("nearest_even",):
                 raise ValueError("an exact sum rounds into float64 with nearest_even only")
-            result = value
+            result = out_fmt.round(value, dtype=np.float64)   # :ftz flushes, :sat keeps
         else:
             result = out_fmt.round(odd, mode, rng, dtype=np.float64)
     elif out_fmt == acc.format:

@@ -47,22 +47,52 @@ _CHUNK_ELEMENTS = 1 << 22  # products materialised at once by pairwise
 
 
 def round_acc(acc, v, rng):
-    """Round float64 values ``v`` (exact, or already rounded to odd) to the accumulator."""
+    """Round float64 values ``v`` (exact, or already rounded to odd) to the accumulator.
+
+    A float64 accumulator takes ``v`` as float64 arithmetic rounded it (nearest-even);
+    its variants apply their rule to that result: ``:ftz`` flushes subnormal results
+    (:func:`add_round` also turns a finite overflow into ``±max`` under ``:sat`` and NaN
+    under ``:nan``)."""
     fmt = acc.format
     if fmt.precision >= 53:
         if acc.rounding is not Rounding.NEAREST_EVEN:
             raise ValueError(f"a float64 accumulator supports nearest_even only, "
                              f"not {acc.rounding.value}")
-        return v
+        return v if _plain_float64(fmt) else fmt.round(v, dtype=np.float64)
     return fmt.round(v, acc.rounding, rng, dtype=np.float64)
+
+
+def _plain_float64(fmt) -> bool:
+    return getattr(fmt, "subnormals", True) and getattr(fmt, "overflow", "inf") == "inf"
 
 
 def add_round(acc, a, b, rng):
     """R(a + b): the exact sum of two float64 arrays rounded once to the accumulator."""
     if acc.format.precision >= 53:
         round_acc(acc, a, rng)  # mode check
-        return a + b
+        with np.errstate(over="ignore", invalid="ignore"):
+            s = a + b
+        if _plain_float64(acc.format):
+            return s
+        return round_acc(acc, _finite_overflow(acc.format, s, a, b), rng)
     return round_acc(acc, add_to_odd(a, b), rng)
+
+
+def _finite_overflow(fmt, r, *operands, finite=None):
+    """``r`` (a float64 result of finite or not operands) with every Inf that finite
+    operands produced replaced by the format's overflow value: ±max (``:sat``) or NaN.
+    ``finite``: a mask of the results whose operands were all finite, instead."""
+    xp = array_module(r)
+    if getattr(fmt, "overflow", "inf") == "inf" or bool(xp.isfinite(r).all()):
+        return r
+    if finite is None:
+        finite = xp.isfinite(operands[0])
+        for op in operands[1:]:
+            finite = finite & xp.isfinite(op)
+    over = xp.isinf(r) & finite
+    value = xp.copysign(xp.full(r.shape, fmt.max), r) if fmt.overflow == "saturate" \
+        else xp.full(r.shape, np.nan)
+    return xp.where(over, value, r)
 
 
 def wide(bits) -> bool:
@@ -146,8 +176,12 @@ def sequential(acc, x, y, rng, bits=None):
 
 def _sequential_general(acc, x, y, rng, s, direct):
     K = x.shape[-1]
+    flagged = acc.format.precision >= 53 and not _plain_float64(acc.format)
+    direct = direct and not flagged
     for k in range(K):
         p = x[:, :, k, None] * y[:, None, k, :]
+        if flagged:
+            p = _finite_overflow(acc.format, p, x[:, :, k, None], y[:, None, k, :])
         if not acc.fma:
             p = round_acc(acc, p, rng)
         if direct:
@@ -478,9 +512,18 @@ def blocked(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
             bs = block_sum(x[:, :, k0:k1], y[:, k0:k1, :], lx[:, :, k0:k1], ly[:, k0:k1, :])
         else:
             bs = _rounded_products_sum(acc, x[:, :, k0:k1], y[:, k0:k1, :], rng)
+        if fmt.precision >= 53 and not _plain_float64(fmt):
+            bs = _finite_overflow(fmt, bs, finite=finite_outputs(x[:, :, k0:k1],
+                                                                 y[:, k0:k1, :]))
         bs = round_acc(acc, bs, rng)
         s = bs if k0 == 0 else add_round(acc, s, bs, rng)
     return s
+
+
+def finite_outputs(x, y):
+    """Mask (B, m, n) of the outputs of x @ y whose row of x and column of y are finite."""
+    xp = array_module(x, y)
+    return xp.isfinite(x).all(axis=-1)[:, :, None] & xp.isfinite(y).all(axis=-2)[:, None, :]
 
 
 def _blas_block_sums(x, y, b, bits, quanta):
