@@ -313,7 +313,8 @@ def accumulation_bound(acc, n, out=None, *, out_rounding="nearest_even", magnitu
                     Underflowing roundings: 2m - 1 (+ n) in the accumulator, m in float64
                     (eta64 = 2**-1075).
     ``exact``       B = 0, A = 0: the exact sum; only the output rounding remains (it is
-                    always applied: the accumulator format plays no part).
+                    always applied: into ``out`` with ``out_rounding``, or, when ``out``
+                    is None, into the accumulator format with ``acc.rounding``).
     ``native``      B = gamma_n(u_D) in D, the accumulator's carrier dtype (float16,
                     float32 or float64), in any order, fused or not (Higham (3.5) holds
                     for every order), then one rounding to the accumulator when it is not
@@ -352,7 +353,8 @@ def accumulation_bound(acc, n, out=None, *, out_rounding="nearest_even", magnitu
     out_mode = parse_rounding(out_rounding)
     out_fmt = None if out is None else get_format(out)
     if order == "exact":
-        out_fmt = acc_fmt if out_fmt is None else out_fmt
+        if out_fmt is None:          # the quire rounds into A with the accumulation's mode
+            out_fmt, out_mode = acc_fmt, mode
         acc_fmt_used = None
     else:
         acc_fmt_used = acc_fmt
