@@ -170,3 +170,14 @@ def test_float64_variants_as_accumulators(order, fma):
         nan = float(dot(big, np.ones(2), Accumulation("float64:nan", order, fma)))
         plain = float(dot(big, np.ones(2), Accumulation("float64", order, fma)))
     assert sat == np.finfo(np.float64).max and np.isnan(nan) and plain == np.inf
+
+
+def test_sums_of_float64_data_are_not_wide():
+    """A sum multiplies by ones (1 significant bit): its products are exact whatever the
+    data's width, so it keeps the narrow paths (and agrees with the reference)."""
+    from minifp.accumulate.orders import wide
+    assert not wide((53, 1)) and wide((28, 28)) and not wide((26, 27))
+    rng = np.random.default_rng(5)
+    t = rng.standard_normal((3, 9))
+    for acc in orders_for_tests("float16"):
+        assert_bitwise(acc_sum(t, 1, acc), ref_sum(t, 1, acc), str(acc))

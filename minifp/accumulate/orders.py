@@ -96,8 +96,9 @@ def _finite_overflow(fmt, r, *operands, finite=None):
 
 
 def wide(bits) -> bool:
-    """Whether products of operands of these significant bits can be inexact in float64."""
-    return sum(bits) > 53
+    """Whether products of operands of these significant bits can be inexact in float64:
+    p + q > 53, unless one side has a single bit (powers of two: the ones of ``sum``)."""
+    return sum(bits) > 53 and min(bits) > 1
 
 
 def pair_sums_to_odd(a1, b1, a2, b2):
