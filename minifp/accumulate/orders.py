@@ -256,7 +256,10 @@ def _fast_rounder(acc, x, y, bits):
 
     The fast loop needs: a float format with subnormals, nearest-even, fma, products
     exact, the float64-add argument above, finite data, and no partial sum that can
-    reach the overflow threshold (checked with the bound |s_k| <= sum|x*y| (1+u)^K).
+    reach the overflow threshold, checked with |s_k| <= min((1+u)^K, 2) sum|x*y|: under
+    round-to-nearest R(s + p) is the format value nearest to s + p, and s is one at
+    distance |p|, so |R(s + p)| <= |s| + 2|p| whatever K (the (1+u)^K bound alone made
+    every long sum, e.g. the 73,728-term conv weight gradients, take the slow loop).
     """
     fmt = acc.format
     if not (isinstance(fmt, FloatFormat) and fmt.subnormals and acc.fma
@@ -268,7 +271,7 @@ def _fast_rounder(acc, x, y, bits):
     if not (bool(xp.isfinite(x).all()) and bool(xp.isfinite(y).all())):
         return None
     K = x.shape[-1]
-    growth = math.exp(K * math.log1p(fmt.unit_roundoff) + 1e-12) * (1 + 2.0 ** -40)
+    growth = min(math.exp(K * math.log1p(fmt.unit_roundoff) + 1e-12), 2.0) * (1 + 2.0 ** -40)
     bound = float(xp.max(_abs_sum_bound(xp.abs(x), xp.abs(y), False))) \
         if x.size and y.size else 0.0
     if not bound * growth < fmt.max:
@@ -357,7 +360,8 @@ def _float32_fast_ok(acc, x, y, bits) -> bool:
     K = x.shape[-1]
     if x.size == 0 or y.size == 0:
         return False
-    if float(np.max(_abs_sum_bound(ax, ay, False))) * (1 + K * 2.0 ** -23) >= fmt.max:
+    if float(np.max(_abs_sum_bound(ax, ay, False))) * min(1 + K * 2.0 ** -23, 2.0) \
+            >= fmt.max:                   # |s_k| <= 2 sum|x*y| in RNE (see _fast_rounder)
         return False
     lo = (_row_low_exponent(ax, -1) - (bits[0] - 1)).min() + \
         (_row_low_exponent(ay, -2) - (bits[1] - 1)).min()
@@ -575,7 +579,10 @@ def _abs_sum_bound(ax, ay, exact32):
         # each of the K products and K - 1 additions rounds once in float32 (relative
         # 2**-24 each, or an absolute subnormal quantum when a product underflows)
         return t * (1 + 4 * (K + 2) * 2.0 ** -24) + 2.0 * K * float(f32.smallest_subnormal)
-    return xp.matmul(ax, ay) * (1 + 2.0 ** -40)
+    with np.errstate(over="ignore"):
+        # float64 BLAS: relative error <= gamma_K(2**-53) < (K + 2) 2**-52, plus at most
+        # 2**-1075 for each product that underflows
+        return xp.matmul(ax, ay) * (1 + (K + 2) * 2.0 ** -52) + K * 2.0 ** -1074
 
 
 def _row_low_exponent(a, axis):
