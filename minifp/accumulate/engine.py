@@ -65,7 +65,7 @@ def _reduce(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
     if kind == "sequential":
         return orders.sequential(acc, x, y, rng, bits), None
     if kind == "pairwise":
-        return orders.pairwise(acc, x, y, rng), None
+        return orders.pairwise(acc, x, y, rng, bits), None
     if kind == "blocked":
         return orders.blocked(acc, x, y, rng, bits, quanta), None
     if kind == "exact":

@@ -89,12 +89,6 @@ def prod_safe(xp, a, b) -> bool:
             and lo_a * lo_b >= 2.0 ** -968)
 
 
-def prod_to_odd(a, b):
-    """a * b rounded to odd in float64 (exact TwoProduct, see :func:`prod_safe`)."""
-    p, e = two_prod(a, b)
-    return to_odd(p, e)
-
-
 def add3_to_odd(a, b, c):
     """a + b + c rounded to odd in float64, for finite floats with b = RN(b + c) (``(b, c)``
     the exact pair of a :func:`two_prod`, or c = 0).
@@ -128,17 +122,6 @@ def div_to_odd(a, b):
         r = (a - p) - e                 # a - p is exact (Sterbenz), r has the right sign
         side = xp.where(b < 0, -r, r)   # q too small where the remainder has b's sign
     return to_odd(q, xp.where(xp.isfinite(q), side, 0.0))
-
-
-def sqrt_to_odd(a):
-    """sqrt(a) rounded to odd in float64 (a >= 0 finite, no underflow): s = RN(sqrt a) and
-    the sign of the exact residual a - s*s."""
-    xp = array_module(a)
-    with np.errstate(invalid="ignore"):
-        s = xp.sqrt(a)
-        p, e = two_prod(s, s)
-        r = (a - p) - e
-    return to_odd(s, xp.where(xp.isfinite(s), r, 0.0))
 
 
 # ---- exact dot products -------------------------------------------------------------

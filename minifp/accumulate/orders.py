@@ -405,7 +405,7 @@ def _sequential_float32(x, y):
 
 # ---- pairwise -------------------------------------------------------------------------
 
-def pairwise(acc, x, y, rng):
+def pairwise(acc, x, y, rng, bits=None):
     """A fixed tree: level by level, terms (0,1), (2,3), ... are added and rounded to A;
     an odd last term moves up unchanged.  Without fma the products are rounded first."""
     xp = array_module(x, y)
@@ -416,7 +416,7 @@ def pairwise(acc, x, y, rng):
         out[...] = 0.0
         return out
     rows = max(1, _CHUNK_ELEMENTS // max(1, B * K * n))
-    is_wide = wide(operand_bits(x, y)) and acc.format.precision < 53
+    is_wide = wide(operand_bits(x, y, bits)) and acc.format.precision < 53
     for i0 in range(0, m, rows):
         i1 = min(m, i0 + rows)
         if is_wide:
@@ -516,7 +516,7 @@ def blocked(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
                 lx, ly = _lsb_exponents(x), _lsb_exponents(y)
             bs = block_sum(x[:, :, k0:k1], y[:, k0:k1, :], lx[:, :, k0:k1], ly[:, k0:k1, :])
         else:
-            bs = _rounded_products_sum(acc, x[:, :, k0:k1], y[:, k0:k1, :], rng)
+            bs = _rounded_products_sum(acc, x[:, :, k0:k1], y[:, k0:k1, :], rng, bits)
         if fmt.precision >= 53 and not _plain_float64(fmt):
             bs = _finite_overflow(fmt, bs, finite=finite_outputs(x[:, :, k0:k1],
                                                                  y[:, k0:k1, :]))
@@ -594,12 +594,12 @@ def _row_low_exponent(a, axis):
     return e.astype(np.int64) - 1
 
 
-def _rounded_products_sum(acc, x, y, rng):
+def _rounded_products_sum(acc, x, y, rng, bits=None):
     """RN_64 of the exact sum over k of R(x_k*y_k) (fma off: products rounded to A)."""
     xp = array_module(x, y)
     B, m, b = x.shape
     n = y.shape[-1]
-    p = x[:, :, :, None] * y[:, None, :, :] if not wide(operand_bits(x, y)) else \
+    p = x[:, :, :, None] * y[:, None, :, :] if not wide(operand_bits(x, y, bits)) else \
         products_to_odd(x[:, :, :, None], y[:, None, :, :])
     prods = round_acc(acc, p, rng)                                          # (B, m, b, n)
     terms = xp.moveaxis(prods, 2, 3).reshape(1, B * m * n, b)

@@ -54,9 +54,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..accumulate.exactsum import two_prod, two_sum
+from ..accumulate.exactsum import to_odd, two_prod, two_sum
 from ..backend import array_module, asnumpy
 from ..formats import Rounding, parse_rounding
+from ..formats.exactparse import to_float64
 
 __all__ = ["exact_how", "prepare", "prepare_for", "fraction_to_float64", "PLAIN_MAX_PRECISION"]
 
@@ -194,19 +195,6 @@ def _sqrt_exact(xp, a, how):
     return out
 
 
-def _to_odd(xp, s, r):
-    """s moved to its neighbour with an odd last bit where r != 0 and s's last bit is
-    even: the neighbour on r's side (the float64 rounding to odd of s + r)."""
-    bits = s.view(np.int64)
-    fix = ((r > 0) | (r < 0)) & ((bits & 1) == 0)
-    if not bool(fix.any()):
-        return s
-    # magnitude one step up where r has the sign of s, down where it has the other
-    outward = (r > 0) == (s > 0)
-    step = fix.astype(np.int64) * (outward.astype(np.int64) * 2 - 1)
-    return (bits + step).view(np.float64)
-
-
 def _step(xp, s, where, toward):
     """``s`` with the entries ``where`` moved one float64 toward ``toward`` (+-inf)."""
     if not bool(where.any()):
@@ -219,7 +207,7 @@ def _finish(xp, s, r, tie_r, how):
     float64 in ``how``.  ``tie_r``: the exact error x - s where ties can occur (add,
     mul), None where they cannot (div, sqrt)."""
     if how == "to_odd":
-        return _to_odd(xp, s, r)
+        return to_odd(s, r)
     if how == "nearest_even":
         return s
     up, down = r > 0, r < 0
@@ -262,51 +250,10 @@ def _fraction_fill(xp, out, slow, op, how, a, b, overflow):
     return out
 
 
-def _floor_log2(num: int, den: int) -> int:
-    """floor(log2(num / den)) for positive integers."""
-    e = num.bit_length() - den.bit_length()
-    if (num << max(-e, 0)) < (den << max(e, 0)):
-        e -= 1
-    return e
-
-
 def fraction_to_float64(x: Fraction, how: str) -> float:
-    """The rational ``x`` rounded to float64 (subnormals included) in ``how``: a rounding
-    mode name (``to_odd`` included, not ``stochastic``).  Overflow as IEEE 754: nearest
-    modes give Inf, ``toward_zero`` and ``to_odd`` give the largest finite float, ``up``
-    and ``down`` Inf on their side and the largest finite float on the other.  Zero is
-    +0."""
-    if x == 0:
-        return 0.0
-    neg = x < 0
-    mag = -x if neg else x
-    num, den = mag.numerator, mag.denominator
-    e = _floor_log2(num, den)
-    qe = max(e - 52, -1074)                 # quantum 2**qe: 53 bits, or subnormal
-    if qe >= 0:
-        n, rem = divmod(num, den << qe)
-        half_cmp = 2 * rem - (den << qe)
-    else:
-        n, rem = divmod(num << -qe, den)
-        half_cmp = 2 * rem - den
-    mode = how
-    if neg and how in ("up", "down"):
-        mode = "down" if how == "up" else "up"
-    away_from_zero = mode == "up"
-    if rem:
-        if how == "to_odd":
-            n |= 1
-        elif how == "nearest_even":
-            n += half_cmp > 0 or (half_cmp == 0 and n & 1)
-        elif how == "nearest_away":
-            n += half_cmp >= 0
-        elif away_from_zero:
-            n += 1
-        elif mode not in ("down", "toward_zero"):
-            raise ValueError(f"no float64 rounding for mode {how!r}")
-    if n.bit_length() + qe > 1024:          # beyond float64: overflow
-        inf = how in ("nearest_even", "nearest_away") or away_from_zero
-        v = float("inf") if inf else _DBL_MAX
-    else:
-        v = float(Fraction(n) * Fraction(2) ** qe) if qe < 0 else float(n << qe)
-    return -v if neg else v
+    """The rational ``x`` rounded to float64 (subnormals included) in ``how``, a
+    deterministic mode name: :func:`minifp.formats.exactparse.to_float64` (IEEE 754
+    overflow: nearest modes give Inf, ``toward_zero`` and ``to_odd`` the largest finite
+    float, ``up`` and ``down`` Inf on their side and the largest finite float on the
+    other).  An exact zero is +0; a result that underflows to zero keeps the sign."""
+    return to_float64(x, how)
