@@ -42,11 +42,27 @@ def to_odd(s, e):
     return s
 
 
+_DBL_MAX = float(np.finfo(np.float64).max)
+
+
+def _odd_overflow(xp, r, *operands):
+    """``r`` with every Inf that finite operands produced replaced by ±DBL_MAX: the
+    rounding to odd of a finite value beyond float64 (DBL_MAX is odd; a later rounding
+    to any narrower format then overflows or saturates as the exact value would)."""
+    if bool(xp.isfinite(r).all()):
+        return r
+    finite = xp.isfinite(operands[0])
+    for op in operands[1:]:
+        finite = finite & xp.isfinite(op)
+    return xp.where(xp.isinf(r) & finite, xp.copysign(_DBL_MAX, r), r)
+
+
 def add_to_odd(a, b):
-    """a + b rounded to odd in float64 (exact sum of two float64 arrays)."""
+    """a + b rounded to odd in float64 (exact sum of two float64 arrays; a finite sum
+    beyond float64 is ±DBL_MAX)."""
     with np.errstate(invalid="ignore", over="ignore"):
         s, e = two_sum(a, b)
-    return to_odd(s, e)
+    return _odd_overflow(array_module(s), to_odd(s, e), a, b)
 
 
 _SPLIT = 134217729.0  # 2**27 + 1, Veltkamp's splitting constant for float64
@@ -75,8 +91,8 @@ def two_prod(a, b):
 
 def prod_safe(xp, a, b) -> bool:
     """Whether :func:`two_prod` is exact for every pair of nonzero finite entries of
-    ``a`` and ``b`` (broadcast): |a|, |b| < 2**995 and |a*b| >= 2**-968 or 0, checked on
-    the extreme magnitudes."""
+    ``a`` and ``b`` (broadcast): |a|, |b| < 2**995, no product beyond 2**1020 (sums of a
+    few stay finite) and |a*b| >= 2**-968 or 0, checked on the extreme magnitudes."""
     aa, bb = xp.abs(a), xp.abs(b)
     if not (bool(xp.isfinite(aa).all()) and bool(xp.isfinite(bb).all())):
         return False
@@ -85,7 +101,7 @@ def prod_safe(xp, a, b) -> bool:
         return True
     hi_a, hi_b = float(nza.max()), float(nzb.max())
     lo_a, lo_b = float(nza.min()), float(nzb.min())
-    return (hi_a < 2.0 ** 995 and hi_b < 2.0 ** 995
+    return (hi_a < 2.0 ** 995 and hi_b < 2.0 ** 995 and hi_a * hi_b < 2.0 ** 1020
             and lo_a * lo_b >= 2.0 ** -968)
 
 
@@ -98,7 +114,8 @@ def add3_to_odd(a, b, c):
     and then |v| <= 1.5 ulp(u), so e2 is far below ulp(w) and |e3 + e2| < the gap from w
     to its neighbours: the exact sum lies strictly between them on the side of
     sign(e3 + e2), and RN(e3 + e2) has that sign (and is 0 only when the sum is w).
-    Non-finite operands (and float64 overflow) give the IEEE sum a + b + c."""
+    Non-finite operands give the IEEE sum a + b + c; a finite sum beyond float64 gives
+    ±DBL_MAX (its rounding to odd)."""
     xp = array_module(a, b, c)
     with np.errstate(invalid="ignore", over="ignore"):
         u, e1 = two_sum(a, b)
@@ -106,8 +123,9 @@ def add3_to_odd(a, b, c):
         w, e3 = two_sum(u, v)
         t = e3 + e2
         odd = to_odd(w, t)
-        if not bool(xp.isfinite(odd).all()):   # Inf or NaN operands, or overflow: IEEE
-            odd = xp.where(xp.isfinite(odd), odd, (a + b) + c)
+        if not bool(xp.isfinite(odd).all()):   # Inf or NaN operands: IEEE; overflow of
+            odd = xp.where(xp.isfinite(odd), odd, (a + b) + c)   # finite ones: ±DBL_MAX
+            odd = _odd_overflow(xp, odd, a, b, c)
     return odd
 
 
@@ -280,7 +298,8 @@ def _to_float(xp, top, sticky, scale):
     up = (sh > 0) & ((rem > half) | ((rem == half) & (sticky | ((mant & 1) == 1))))
     near_mant = mant + up.astype(np.int64)
     exp = (scale + sh).astype(np.int32)
-    with np.errstate(over="ignore"):              # beyond float64: Inf, as IEEE says
-        odd = xp.ldexp(odd_mant.astype(np.float64), exp)
+    with np.errstate(over="ignore"):              # beyond float64: nearest is Inf,
+        odd = xp.ldexp(odd_mant.astype(np.float64), exp)   # odd is DBL_MAX (odd)
         nearest = xp.ldexp(near_mant.astype(np.float64), exp)
+    odd = xp.where(xp.isinf(odd), _DBL_MAX, odd)
     return odd, nearest
