@@ -581,7 +581,9 @@ def get_precision(spec) -> Precision:
             raise ValueError(f"{text}: {err}") from None
     try:
         fmt = get_format(text)
-    except ValueError:
+    except ValueError as err:
+        if not str(err).startswith("unknown format"):
+            raise ValueError(str(err)) from None      # a spelling the registry refuses
         from .formats import named_formats
         known = list(dict.fromkeys(list(PRESETS) + [n for n, _, _ in named_formats()]))
         close = difflib.get_close_matches(key, known, n=3)
