@@ -20,6 +20,7 @@ from minifp.cli.formats import formats as formats_group
 from minifp.data import load_dataset
 from minifp.formats import named_formats
 from minifp.jsonio import loads_strict
+from test_cli_bad_input import assert_user_error as _assert_user_error
 
 
 def run(*args, env=None):
@@ -32,22 +33,11 @@ def ok(*args, env=None) -> str:
     return res.stdout
 
 
-def stderr_of(result) -> str:
-    return result.stderr if result.stderr_bytes is not None else result.output
-
-
 def assert_user_error(result, *needles):
-    """Exit status 2, one line `minifp: error: ...` on stderr, no traceback."""
-    err = stderr_of(result)
-    assert result.exit_code == 2, (result.output, result.exception)
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        repr(result.exception)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("minifp: error: "), lines[0]
-    assert "Traceback" not in err and "Traceback" not in result.output
-    for n in needles:
-        assert n in lines[0], lines[0]
+    """test_cli_bad_input's check (exit 2, one line `minifp: error: ...`, no traceback),
+    and no traceback in stdout either."""
+    _assert_user_error(result, *needles)
+    assert "Traceback" not in result.output
 
 
 # ---- formats list and the group-level --json ------------------------------------------
