@@ -349,15 +349,15 @@ def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     info = (lambda line: None) if config.quiet else say
     bars = config.progress and not config.quiet
     run_dir = config.run_dir()
-    resuming = False
-    if run_dir is not None and resume:
-        resuming = rundir.state(run_dir).kind in ("resumable", "complete")
+    st = rundir.state(run_dir) if run_dir is not None else None
+    resuming = resume and st is not None and st.kind in ("resumable", "complete")
     data, model, policy, optimizer, scaler = build(config, init_weights=not resuming)
     n_batches = num_batches(len(data.y_train), config.batch_size)   # UserError if < 1
     stream = _policy_stream(model, policy)
     start_epoch, history = 0, []
     if run_dir is not None:
-        start_epoch, history, ckpt = _open_run_dir(run_dir, config, resume, overwrite, info)
+        start_epoch, history, ckpt = _open_run_dir(run_dir, config, resume, overwrite, info,
+                                                   st)
         if ckpt is not None:
             restore(model, optimizer, scaler, ckpt)
             set_rng_state(model, ckpt["rng_state"])
@@ -520,12 +520,11 @@ def _policy_stream(model, policy):
     return model._stream(policy) if hasattr(model, "_stream") else None
 
 
-def _open_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool, info):
+def _open_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool, info,
+                  st):
     """(start epoch, history, checkpoint or None) after checking that ``run_dir`` may hold
     this run, cleaning the temporaries of killed writers and replacing a failed run."""
-    from ..checkpoint import load_checkpoint
-    rundir.clean_temporaries(run_dir)
-    st = rundir.state(run_dir)
+    rundir.clean_temporaries(run_dir)   # ``st`` (rundir.state) leaves temporaries out
     if resume:
         if st.kind in ("empty", "foreign"):
             raise UserError(f"--resume: {run_dir} holds no run to resume (no "
@@ -543,7 +542,7 @@ def _open_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: b
         if config.epochs < st.epochs_done:
             raise UserError(f"--resume: {run_dir} has already trained {st.epochs_done} "
                             f"epochs; --epochs can only go up (got {config.epochs})")
-        ckpt = load_checkpoint(run_dir / rundir.CHECKPOINT)
+        ckpt = st.checkpoint           # read and verified once, by rundir.state
         history = (ckpt.get("extra") or {}).get("history")
         if not isinstance(history, list):      # checkpoints before the history was kept
             history = rundir.read_metrics(run_dir, up_to=st.epochs_done)

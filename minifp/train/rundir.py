@@ -50,6 +50,7 @@ class RunState:
     epochs_done: int = 0
     reason: str = ""
     summary: dict | None = None
+    checkpoint: dict | None = None     # the loaded (verified) checkpoint.h5, when readable
 
     def describe(self) -> str:
         """A few words for messages: ``a complete run (10 epochs)`` and the like."""
@@ -72,13 +73,13 @@ def _read_json(path: Path):
         return None
 
 
-def _checkpoint_epoch(path: Path) -> int | None:
-    """The epoch of a readable checkpoint, None when it is missing or unreadable."""
+def _read_checkpoint(path: Path) -> dict | None:
+    """A readable (checksum-verified) checkpoint, None when it is missing or unreadable."""
     if not path.is_file():
         return None
     from ..checkpoint import load_checkpoint  # noqa: PLC0415
     try:
-        return int(load_checkpoint(path)["epoch"])
+        return load_checkpoint(path)
     except UserError:
         return None
 
@@ -96,12 +97,13 @@ def state(run_dir) -> RunState:
     summary = _read_json(run_dir / SUMMARY)
     summary = summary if isinstance(summary, dict) else None
     status = (summary or {}).get("status")
-    epoch = _checkpoint_epoch(run_dir / CHECKPOINT)
+    ckpt = _read_checkpoint(run_dir / CHECKPOINT)
+    epoch = None if ckpt is None else int(ckpt["epoch"])
     if summary is not None and status in (None, "complete") and epoch is not None:
-        return RunState("complete", run_dir, epoch, "", summary)
+        return RunState("complete", run_dir, epoch, "", summary, ckpt)
     reason = (summary or {}).get("reason", "")
     if epoch is not None:
-        return RunState("resumable", run_dir, epoch, reason, summary)
+        return RunState("resumable", run_dir, epoch, reason, summary, ckpt)
     if (run_dir / CHECKPOINT).exists():
         reason = f"{CHECKPOINT} is unreadable" + (f"; {reason}" if reason else "")
     return RunState("failed", run_dir, 0,
