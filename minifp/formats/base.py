@@ -15,6 +15,7 @@ import numpy as np
 
 from ..backend import array_module
 from .modes import Rounding, check_rng, parse_rounding
+from .stream import Stream
 
 CHUNK = 28672  # elements per cache-sized block when rounding large NumPy arrays
 
@@ -112,7 +113,7 @@ class Format(abc.ABC):
         return code_dtype_for(self.bits)
 
     # ---- the operations ---------------------------------------------------
-    def round(self, x, mode="nearest_even", rng=None, *, dtype=None):
+    def round(self, x, mode="nearest_even", rng=None, *, dtype=None, words=None):
         """Round every element of ``x`` to this format.
 
         ``x``: array-like of any real dtype (NumPy or CuPy); float16/float32/float64
@@ -121,26 +122,38 @@ class Format(abc.ABC):
         name. ``rng``: a ``numpy.random.Generator`` (``cupy`` generator for CuPy
         data), required by ``stochastic``. Returns an array of the carrier dtype, or
         of ``dtype`` if given (it must hold every value of the format).
+
+        Stochastic rounding works on the float64 value of every input (so the input
+        dtype never changes a result) and takes one 64-bit word per element: the
+        words of one key drawn from ``rng`` (:mod:`minifp.formats.stream`, event 0,
+        the element's C-order index), or ``words`` (a uint64 array of x's shape) when
+        the caller computed them.
         """
         mode = parse_rounding(mode)
-        check_rng(mode, rng)
+        if words is None:
+            check_rng(mode, rng)
         xp, a = as_float_array(x)
         out_dtype = self.carrier if dtype is None else np.dtype(dtype)
         if dtype is not None and not self.fits_in(out_dtype):
             raise ValueError(f"{out_dtype} cannot hold every value of {self.name}")
-        return self._round_driver(xp, a, mode, rng, out_dtype)
+        if mode is Rounding.STOCHASTIC:
+            a = a.astype(np.float64, copy=False)
+            if words is not None and tuple(words.shape) != tuple(a.shape):
+                words = xp.broadcast_to(words, a.shape)
+        return self._round_driver(xp, a, mode, rng, out_dtype, words)
 
-    def _round_driver(self, xp, a, mode, rng, out_dtype):
-        """Draw the per-element random numbers, then round NumPy data in chunks
+    def _round_driver(self, xp, a, mode, rng, out_dtype, words=None):
+        """Draw the per-element random words, then round NumPy data in chunks
         of ``CHUNK`` elements so every intermediate pass stays in cache."""
         if a.ndim == 0:
-            return self._round_driver(xp, a.reshape(1), mode, rng, out_dtype).reshape(())
-        rand = self._draw(xp, a, mode, rng)
+            w = None if words is None else words.reshape(1)
+            return self._round_driver(xp, a.reshape(1), mode, rng, out_dtype, w).reshape(())
+        rand = words if words is not None else self._draw(xp, a, mode, rng)
         n = a.size
         if xp is not np or n <= CHUNK:
             return self._round_flat(xp, a, mode, rng, rand).astype(out_dtype, copy=False)
         flat = np.ascontiguousarray(a).reshape(-1)
-        rand = None if rand is None else rand.reshape(-1)
+        rand = None if rand is None else np.ascontiguousarray(rand).reshape(-1)
         out = np.empty(n, dtype=out_dtype)
         for i in range(0, n, CHUNK):
             part = slice(i, i + CHUNK)
@@ -149,8 +162,10 @@ class Format(abc.ABC):
         return out.reshape(a.shape)
 
     def _draw(self, xp, a, mode, rng):
-        """Random numbers consumed by stochastic rounding, one per element (or None)."""
-        return None
+        """The words stochastic rounding consumes, one per element (or None)."""
+        if mode is not Rounding.STOCHASTIC:
+            return None
+        return Stream.from_rng(rng, xp).words_for_shape(a.shape)
 
     def encode(self, x, mode="nearest_even", rng=None):
         """Round ``x`` (see :meth:`round`) and return the unsigned integer codes."""

@@ -33,7 +33,8 @@ import numpy as np
 
 from .base import Format
 from .bitround import W32, W64, WorkType, round_pattern
-from .modes import Rounding, random_unit, random_words
+from .modes import Rounding
+from .stream import Stream, unit
 
 SPECIALS = ("ieee", "fn", "fnuz", "finite")
 OVERFLOWS = ("inf", "nan", "saturate")
@@ -231,11 +232,6 @@ class FloatFormat(Format):
             return W32
         return W64
 
-    def _draw(self, xp, a, mode, rng):
-        if mode is not Rounding.STOCHASTIC:
-            return None
-        return random_words(rng, a.shape, self._work_for(a.dtype).uint_dtype, xp)
-
     def _round_flat(self, xp, a, mode, rng, words):
         if self._native is not None and mode is Rounding.NEAREST_EVEN:
             # NumPy's casts between its IEEE types are correctly rounded (RNE);
@@ -276,7 +272,7 @@ class FloatFormat(Format):
         a = a.astype(work.float_dtype, copy=False)
         bits = a.view(work.uint_dtype)
         if mode is Rounding.STOCHASTIC and words is None:
-            words = random_words(rng, a.shape, work.uint_dtype, xp)
+            words = Stream.from_rng(rng, xp).words_for_shape(a.shape)
         negative = (bits >= k["sign"]) if mode in (Rounding.UP, Rounding.DOWN) else None
         by_addition = (mode is Rounding.NEAREST_EVEN and self.mbits >= 1 and k["s0"] > 0
                        and k["emin_w"] > 1    # only pays off when subnormals need care
@@ -380,9 +376,11 @@ class FloatFormat(Format):
                 up = neg
             elif mode is Rounding.TO_ODD:
                 up = xp.ones(t.shape, dtype=bool)
-            else:  # stochastic: P(up) = |x| / q, exact ratio, 53-bit uniform
-                ratio = t.view(work.float_dtype).astype(np.float64) * (1.0 / k["q"])
-                up = random_unit(rng, t.shape, xp) < ratio
+            else:  # stochastic: P(up) = |x| / q (exact ratio), the word's top 53 bits
+                qexp = self.emin - self.mbits
+                ratio = xp.ldexp(t.view(work.float_dtype).astype(np.float64),
+                                 xp.full(t.shape, -qexp, dtype=np.int32))
+                up = unit(words[tiny]) < ratio
             out[tiny] = xp.where(up, k["q_bits"], u(0))
         return out
 

@@ -1,4 +1,4 @@
-"""Rounding modes and the random bits that stochastic rounding consumes."""
+"""Rounding modes (the random bits of stochastic rounding: :mod:`.stream`)."""
 from __future__ import annotations
 
 import enum
@@ -17,8 +17,9 @@ class Rounding(str, enum.Enum):
     ``to_odd``        truncate, then pick the neighbour with an odd code if inexact
                       (von Neumann / Boldo-Melquiond rounding used to avoid double rounding).
     ``stochastic``    round away from zero with probability (|x| - lo) / (hi - lo),
-                      random bits from a caller-supplied ``numpy.random.Generator``;
-                      the expected result equals x.
+                      one random 64-bit word per rounding from a key that a
+                      caller-supplied ``numpy.random.Generator`` draws (see
+                      :mod:`minifp.formats.stream`); the expected result equals x.
     """
 
     NEAREST_EVEN = "nearest_even"
@@ -66,26 +67,3 @@ def check_rng(mode: Rounding, rng):
         got = "" if rng is None else f" (got {type(rng).__name__})"
         raise ValueError("stochastic rounding needs a random generator: pass "
                          f"rng=numpy.random.default_rng(seed){got}")
-
-
-def random_words(rng, shape, dtype, xp=np):
-    """Uniform random unsigned words of ``dtype`` (uint32 or uint64), one per element.
-
-    The stream is documented so results can be reproduced: NumPy generators are
-    asked for ``rng.integers(0, 2**bits, size=shape, dtype=dtype, endpoint=False)``.
-    A CuPy generator is used the same way for CuPy data.
-    """
-    dtype = np.dtype(dtype)
-    hi = 1 << (8 * dtype.itemsize)
-    words = rng.integers(0, hi, size=shape, dtype=dtype)
-    if xp is not np and not isinstance(words, xp.ndarray):
-        words = xp.asarray(words)
-    return words
-
-
-def random_unit(rng, shape, xp=np):
-    """Uniform doubles in [0, 1) with 53 random bits: ``rng.random(size=shape)``."""
-    u = rng.random(size=shape)
-    if xp is not np and not isinstance(u, xp.ndarray):
-        u = xp.asarray(u)
-    return u

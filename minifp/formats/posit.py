@@ -15,11 +15,10 @@ rounds to 0 or NaR: magnitudes are clamped to [minpos, maxpos] first. NaN and
 ±Inf become NaR (a NaN in the carrier). The other modes act on the same bit
 string (toward zero = truncation of the string, etc.), keeping the clamp;
 stochastic rounding picks the upper neighbour with probability
-(|x| - lo) / (hi - lo). It draws one random word per element (uint32 when input
-and posit fit float32, else uint64: ``rng.integers(0, 2**bits, dtype=...)``):
-where the posit keeps a fraction bit the word's low bits are added below the
-cut (exact probability), elsewhere the word scaled to [0, 1) is compared with
-the ratio computed in float64 (at most 2**-32 off for uint32 words).
+(|x| - lo) / (hi - lo), from the float64 value and one 64-bit word per element
+(:mod:`minifp.formats.stream`): where the posit keeps a fraction bit the word's
+low bits are added below the cut (exact probability), elsewhere the word's top 53
+bits as a double in [0, 1) are compared with the ratio computed in float64.
 """
 from __future__ import annotations
 
@@ -30,7 +29,8 @@ import numpy as np
 
 from .base import Format
 from .bitround import W32, W64, round_pattern
-from .modes import Rounding, random_unit, random_words
+from .modes import Rounding
+from .stream import Stream, unit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +173,7 @@ class PositFormat(Format):
             hi = self._decode_positive(xp, xp.minimum(c + one, np.uint64((1 << (n - 1)) - 1)))
             width = xp.where(hi > lo, hi - lo, 1.0)
             if rand is None:
-                rand = random_unit(rng, c.shape, xp)
+                rand = unit(Stream.from_rng(rng, xp).words_for_shape(c.shape))
             up = (rem != 0) & (rand * width < mag - lo)
         if up is not None:
             c = c + up.astype(np.uint64)
@@ -187,15 +187,10 @@ class PositFormat(Format):
     def _work_for(self, a_dtype):
         return W32 if (a_dtype != np.float64 and self.carrier != np.float64) else W64
 
-    def _draw(self, xp, a, mode, rng):
-        if mode is not Rounding.STOCHASTIC:
-            return None
-        return random_words(rng, a.shape, self._work_for(a.dtype).uint_dtype, xp)
-
     def _round_flat(self, xp, a, mode, rng, words):
         work = self._work_for(a.dtype)
         if mode is Rounding.STOCHASTIC and words is None:
-            words = random_words(rng, a.shape, work.uint_dtype, xp)
+            words = Stream.from_rng(rng, xp).words_for_shape(a.shape)
         return self._round_binades(xp, a.astype(work.float_dtype, copy=False), mode, work,
                                    words)
 
@@ -245,8 +240,8 @@ class PositFormat(Format):
             irregular &= (bits << u(1)) != 0  # zeros are already right
             idx = xp.nonzero(irregular)
             if idx[0].size:
-                unit = None if words is None else _unit_interval(words[idx])
-                vals = self._decode_codes(xp, self._codes(xp, a[idx], mode, None, unit))
+                u01 = None if words is None else _unit_interval(words[idx])
+                vals = self._decode_codes(xp, self._codes(xp, a[idx], mode, None, u01))
                 out[idx] = vals.astype(work.float_dtype).view(work.uint_dtype)
         out[out == work.sign_bit] = 0  # posits have one zero
         return out.view(work.float_dtype)

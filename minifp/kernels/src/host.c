@@ -1,0 +1,73 @@
+/* Host entry points: the orders of mf_orders.h over a range of output rows, and
+ * elementwise rounding.  Compiled with -O2 -std=c11 -ffp-contract=off -fno-fast-math;
+ * ctypes releases the GIL while they run, so Python threads split the rows. */
+#include <stdlib.h>
+#include "mf_orders.h"
+
+#define MF_ORDER_SEQUENTIAL 0
+#define MF_ORDER_PAIRWISE 1
+#define MF_ORDER_BLOCKED 2
+#define MF_ORDER_EXACT 3
+
+/* The version of the argument tables (minifp/kernels/signatures.py must agree). */
+int mf_abi_version(void) { return 1; }
+
+/* Round count float64 values to the format F with mode; stochastic words
+ * mf_word(key, event, index0 + i). */
+int mf_round_array(const double *x, double *out, mf_i64 count, const mf_i64 *F,
+                   mf_i64 mode, mf_u64 key, mf_i64 event, mf_i64 index0) {
+    mf_i64 i;
+    mf_u64 ek = mf_event_key(key, (mf_u64)event);
+    for (i = 0; i < count; i++)
+        out[i] = mf_round(F, x[i], (int)mode, mode == MF_SR ? mf_word_at(ek, (mf_u64)(index0 + i)) : 0);
+    return 0;
+}
+
+/* Rows r0 <= r < r1 of the (B*m, n) result of x (B, m, K) @ y (B, K, n), C-contiguous
+ * float64.  out: accumulator values; out2 (exact order only): the exact sums rounded to
+ * nearest-even, out then holding them rounded to odd.  Returns 0, or 1 when scratch
+ * memory could not be allocated. */
+int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
+                   mf_i64 B, mf_i64 m, mf_i64 K, mf_i64 n, const mf_i64 *F,
+                   mf_i64 order, mf_i64 block, mf_i64 fma, mf_i64 mode, mf_i64 wide,
+                   mf_i64 direct, mf_u64 key, mf_i64 r0, mf_i64 r1) {
+    mf_acc A;
+    mf_kul *kul = (mf_kul *)malloc(2 * sizeof(mf_kul));
+    double *scratch = NULL;
+    mf_i64 r;
+    (void)B;
+    if (!kul) return 1;
+    mf_kul_init(&kul[0]);
+    mf_kul_init(&kul[1]);
+    if (order == MF_ORDER_PAIRWISE) scratch = (double *)malloc(sizeof(double) * MF_LEVELS * (size_t)(n ? n : 1));
+    if (order == MF_ORDER_BLOCKED) scratch = (double *)malloc(sizeof(double) * (size_t)(n ? n : 1));
+    if ((order == MF_ORDER_PAIRWISE || order == MF_ORDER_BLOCKED) && !scratch) { free(kul); return 1; }
+    A.F = F; A.mode = (int)mode; A.fma = (int)fma; A.wide = (int)wide; A.direct = (int)direct;
+    A.key = key;
+    for (r = r0; r < r1; r++) {
+        mf_i64 b = r / m;
+        const double *xr = x + r * K;
+        const double *yb = y + b * K * n;
+        double *o = out + r * n;
+        mf_u64 o0 = (mf_u64)(r * n);
+        switch (order) {
+        case MF_ORDER_SEQUENTIAL:
+            if (mode == MF_RNE && fma && !wide && F[F_MAGIC]) {
+                if (!mf_sequential_rne_row(&A, xr, yb, o, K, n)) break;
+            }
+            mf_sequential_row(&A, xr, yb, o, K, n, o0, kul);
+            break;
+        case MF_ORDER_PAIRWISE:
+            mf_pairwise_row(&A, xr, yb, o, K, n, o0, scratch, kul);
+            break;
+        case MF_ORDER_BLOCKED:
+            mf_blocked_row(&A, xr, yb, o, K, n, block, o0, scratch, kul);
+            break;
+        default:
+            mf_exact_row(xr, yb, o, out2 + r * n, K, n, kul);
+        }
+    }
+    free(scratch);
+    free(kul);
+    return 0;
+}
