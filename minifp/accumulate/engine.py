@@ -14,7 +14,10 @@ import builtins
 import numpy as np
 
 from ..backend import array_module
-from ..formats import Format, get_format, parse_rounding
+from ..formats import Format, Rounding, get_format, parse_rounding
+from ..formats.modes import check_rng
+from ..formats.stream import Stream
+from .. import kernels
 from . import orders
 from .exactsum import div_to_odd
 from .spec import Accumulation
@@ -57,17 +60,23 @@ def _quantum(dtype) -> int:
 def _reduce(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
     """(value, odd): accumulator values for x @ y batched; ``odd`` is set for exact order."""
     kind = acc.order.kind
+    xp = array_module(x, y)
     if x.shape[-1] == 0 or x.size == 0 or y.size == 0:  # empty sums are +0
-        xp = array_module(x, y)
         shape = (max(x.shape[0], y.shape[0]), x.shape[1], y.shape[2])
         zero = xp.zeros(shape)
         return zero, (zero if kind == "exact" else None)
+    sr = None
+    if acc.rounding is Rounding.STOCHASTIC and kind != "exact":
+        check_rng(acc.rounding, rng)
+        sr = Stream.from_rng(rng, xp)       # the reduction's one key
+    if kind != "native" and xp is np and kernels.library() is not None:
+        return _reduce_kernels(acc, x, y, sr, bits)
     if kind == "sequential":
-        return orders.sequential(acc, x, y, rng, bits), None
+        return orders.sequential(acc, x, y, sr, bits), None
     if kind == "pairwise":
-        return orders.pairwise(acc, x, y, rng, bits), None
+        return orders.pairwise(acc, x, y, sr, bits), None
     if kind == "blocked":
-        return orders.blocked(acc, x, y, rng, bits, quanta), None
+        return orders.blocked(acc, x, y, sr, bits, quanta), None
     if kind == "exact":
         odd, near = orders.exact(x, y)
         fmt = acc.format
@@ -77,8 +86,29 @@ def _reduce(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
                 odd = near = orders._finite_overflow(fmt, near, finite=over)
         return near, odd
     if kind == "native":
-        return orders.round_acc(acc, orders.native(acc, x, y), rng), None
+        return orders.round_acc(acc, orders.native(acc, x, y), sr, 1,
+                                orders.output_index(xp, *x.shape[:2], y.shape[-1])), None
     raise AssertionError(kind)
+
+
+def _reduce_kernels(acc, x, y, sr, bits):
+    """The explicit orders through the C kernels (bit-identical to the NumPy orders)."""
+    from ..kernels.host import matmul_order
+    bits = orders.operand_bits(x, y, bits)
+    fmt = acc.format
+    if fmt.precision >= 53 and acc.rounding is not Rounding.NEAREST_EVEN:
+        orders.round_acc(acc, x[:0])                     # the one-line refusal
+    is_wide = orders.wide(bits) and fmt.precision < 53
+    direct = orders.float64_add_is_correct_for(fmt, acc.rounding, builtins.sum(bits))
+    key = 0 if sr is None else sr.key
+    if acc.order.kind != "exact":
+        return matmul_order(acc, x, y, key, is_wide, direct), None
+    odd, near = matmul_order(acc, x, y, key, is_wide, direct)
+    if fmt.precision >= 53 and getattr(fmt, "overflow", "inf") != "inf":
+        over = orders.finite_outputs(x, y) & ~np.isfinite(near)
+        if bool(over.any()):
+            odd = near = orders._finite_overflow(fmt, near, finite=over)
+    return near, odd
 
 
 def _finish(acc, value, odd, out, out_rounding, rng):

@@ -287,17 +287,21 @@ def _bit_length(xp, v):
 
 
 def _to_float(xp, top, sticky, scale):
-    """top * 2**scale (+ sticky below) rounded to odd and to nearest-even float64."""
+    """top * 2**scale (+ sticky below) rounded to odd and to nearest-even float64, with
+    one rounding also where the result is a float64 subnormal (the last kept bit is then
+    never below 2**-1074)."""
     bl = _bit_length(xp, top)
-    sh = xp.maximum(bl - 53, 0)
+    sh_true = xp.maximum(xp.maximum(bl - 53, 0), -1074 - scale)
+    sh = xp.minimum(sh_true, 63)
     mant = top >> sh
-    rem = top & ((np.int64(1) << sh) - 1)
+    rem = top & ((np.int64(1) << sh) - 1)                 # sh = 63 wraps to the full mask
     inexact = (rem != 0) | sticky
     odd_mant = mant | inexact.astype(np.int64)
     half = xp.where(sh > 0, np.int64(1) << xp.maximum(sh - 1, 0), 0)
-    up = (sh > 0) & ((rem > half) | ((rem == half) & (sticky | ((mant & 1) == 1))))
+    up = (sh > 0) & (sh_true <= 63) & \
+        ((rem > half) | ((rem == half) & (sticky | ((mant & 1) == 1))))
     near_mant = mant + up.astype(np.int64)
-    exp = (scale + sh).astype(np.int32)
+    exp = (scale + sh_true).astype(np.int32)
     with np.errstate(over="ignore"):              # beyond float64: nearest is Inf,
         odd = xp.ldexp(odd_mant.astype(np.float64), exp)   # odd is DBL_MAX (odd)
         nearest = xp.ldexp(near_mant.astype(np.float64), exp)

@@ -4,6 +4,14 @@ Every function takes x of shape (B, m, K) and y of shape (B, K, n) as float64 ar
 holding the operands' values, and returns the (B, m, n) float64 array of accumulator
 values (before the final rounding to the output format).
 
+Stochastic rounding: every rounding of output ``o`` (its C-order index in (B, m, n)) at
+event ``t`` takes the word ``stream.words(t, o)`` of the reduction's one key
+(:mod:`minifp.formats.stream`).  Events: ``4k`` the product of term k (fma off, and the
+single term of a pairwise sum of one), ``4k + 2`` the sequential sum after term k,
+``4j + 1`` / ``4j + 2`` block j's sum and the running sum after it (blocked),
+``((L << 32) | i) * 4 + 3`` node i of level L of the pairwise tree (level 1 sums the
+terms), ``1`` the single rounding of ``native``.  The C kernels number them alike.
+
 Products of operands of at most 53 significant bits together (two float16, bfloat16,
 float32 or posit16 values) are exact in float64.  Wider operands (posit32 has up to 28
 bits, eXmY spellings up to 51) are *wide*: their products are carried exactly as
@@ -46,36 +54,52 @@ def _one_blas_thread():
 _CHUNK_ELEMENTS = 1 << 22  # products materialised at once by pairwise
 
 
-def round_acc(acc, v, rng):
+def round_acc(acc, v, sr=None, event=0, index=None):
     """Round float64 values ``v`` (exact, or already rounded to odd) to the accumulator.
 
     A float64 accumulator takes ``v`` as float64 arithmetic rounded it (nearest-even);
     its variants apply their rule to that result: ``:ftz`` flushes subnormal results
     (:func:`add_round` also turns a finite overflow into ``±max`` under ``:sat`` and NaN
-    under ``:nan``)."""
+    under ``:nan``).  Stochastic rounding takes the words of ``event`` and the output
+    indices ``index`` (broadcasting with v) from the stream ``sr``."""
     fmt = acc.format
     if fmt.precision >= 53:
         if acc.rounding is not Rounding.NEAREST_EVEN:
             raise ValueError(f"a float64 accumulator supports nearest_even only, "
                              f"not {acc.rounding.value}")
         return v if _plain_float64(fmt) else fmt.round(v, dtype=np.float64)
-    return fmt.round(v, acc.rounding, rng, dtype=np.float64)
+    words = None
+    if acc.rounding is Rounding.STOCHASTIC:
+        words = array_module(v).broadcast_to(sr.words(event, index), v.shape)
+    return fmt.round(v, acc.rounding, None, dtype=np.float64, words=words)
+
+
+def pairwise_event(level, i):
+    """The stochastic event of node ``i`` (int or array) of pairwise level ``level``."""
+    xp = array_module(i)
+    return ((np.uint64(level) << np.uint64(32)) | xp.asarray(i, dtype=np.uint64)) \
+        * np.uint64(4) + np.uint64(3)
+
+
+def output_index(xp, B, m, n):
+    """C-order indices of the (B, m, n) outputs (uint64), for the stochastic words."""
+    return xp.arange(B * m * n, dtype=np.uint64).reshape(B, m, n)
 
 
 def _plain_float64(fmt) -> bool:
     return getattr(fmt, "subnormals", True) and getattr(fmt, "overflow", "inf") == "inf"
 
 
-def add_round(acc, a, b, rng):
+def add_round(acc, a, b, sr=None, event=0, index=None):
     """R(a + b): the exact sum of two float64 arrays rounded once to the accumulator."""
     if acc.format.precision >= 53:
-        round_acc(acc, a, rng)  # mode check
+        round_acc(acc, a)  # mode check
         with np.errstate(over="ignore", invalid="ignore"):
             s = a + b
         if _plain_float64(acc.format):
             return s
-        return round_acc(acc, _finite_overflow(acc.format, s, a, b), rng)
-    return round_acc(acc, add_to_odd(a, b), rng)
+        return round_acc(acc, _finite_overflow(acc.format, s, a, b))
+    return round_acc(acc, add_to_odd(a, b), sr, event, index)
 
 
 def _finite_overflow(fmt, r, *operands, finite=None):
@@ -153,7 +177,7 @@ def _exponent_and_low_bit(a):
 
 # ---- sequential -----------------------------------------------------------------------
 
-def sequential(acc, x, y, rng, bits=None):
+def sequential(acc, x, y, sr=None, bits=None):
     """``s = R(s + x_k*y_k)`` (fma) or ``s = R(s + R(x_k*y_k))`` for k = 0..K-1, s0 = +0."""
     xp = array_module(x, y)
     B, m, K = x.shape
@@ -169,13 +193,14 @@ def sequential(acc, x, y, rng, bits=None):
             return _sequential_float32(x, y)
     s = xp.zeros((B, m, n))
     direct = _float64_add_is_correct(acc, x, y, bits)
+    idx = output_index(xp, B, m, n)
     with np.errstate(invalid="ignore", over="ignore"):  # Inf/NaN propagate as IEEE says
         if wide(bits) and acc.format.precision < 53:
-            return _sequential_wide(acc, x, y, rng, s)
-        return _sequential_general(acc, x, y, rng, s, direct)
+            return _sequential_wide(acc, x, y, sr, s, idx)
+        return _sequential_general(acc, x, y, sr, s, direct, idx)
 
 
-def _sequential_general(acc, x, y, rng, s, direct):
+def _sequential_general(acc, x, y, sr, s, direct, idx):
     K = x.shape[-1]
     flagged = acc.format.precision >= 53 and not _plain_float64(acc.format)
     direct = direct and not flagged
@@ -184,15 +209,15 @@ def _sequential_general(acc, x, y, rng, s, direct):
         if flagged:
             p = _finite_overflow(acc.format, p, x[:, :, k, None], y[:, None, k, :])
         if not acc.fma:
-            p = round_acc(acc, p, rng)
+            p = round_acc(acc, p, sr, 4 * k, idx)
         if direct:
-            s = round_acc(acc, s + p, rng)
+            s = round_acc(acc, s + p, sr, 4 * k + 2, idx)
         else:
-            s = add_round(acc, s, p, rng)
+            s = add_round(acc, s, p, sr, 4 * k + 2, idx)
     return s
 
 
-def _sequential_wide(acc, x, y, rng, s):
+def _sequential_wide(acc, x, y, sr, s, idx):
     """The sequential loop for wide operands: R(s + x_k y_k) from the exact TwoProduct
     pair (three-term sum rounded to odd), or from an exact two-term dot product where
     TwoProduct is not exact; without fma R(x_k y_k) is rounded from the exact product."""
@@ -202,14 +227,15 @@ def _sequential_wide(acc, x, y, rng, s):
     for k in range(x.shape[-1]):
         xk, yk = x[:, :, k, None], y[:, None, k, :]
         if not acc.fma:
-            p = round_acc(acc, products_to_odd(xk, yk), rng)
-            s = add_round(acc, s, p, rng)
+            p = round_acc(acc, products_to_odd(xk, yk), sr, 4 * k, idx)
+            s = add_round(acc, s, p, sr, 4 * k + 2, idx)
         elif safe:
             hi, lo = two_prod(xk, yk)
-            s = round_acc(acc, add3_to_odd(s, hi, lo), rng)
+            s = round_acc(acc, add3_to_odd(s, hi, lo), sr, 4 * k + 2, idx)
         else:
             xb, yb = xp.broadcast_arrays(xk, yk)
-            s = round_acc(acc, pair_sums_to_odd(s, ones, xb + 0.0, yb + 0.0), rng)
+            s = round_acc(acc, pair_sums_to_odd(s, ones, xb + 0.0, yb + 0.0), sr,
+                          4 * k + 2, idx)
     return s
 
 
@@ -236,6 +262,18 @@ def _float64_add_is_correct(acc, x, y, bits) -> bool:
     pbits = sum(bits)
     span = math.ceil(math.log2(fmt.max)) + 1 - math.log2(fmt.smallest_subnormal)
     return span <= 51 and t + pbits <= 50
+
+
+def float64_add_is_correct_for(fmt, rounding, product_bits) -> bool:
+    """Case (b) of :func:`_float64_add_is_correct`, from the format alone: with nearest-
+    even, RN_A(RN_64(s + p)) = RN_A(s + p) when A's grid spans at most 51 bits and
+    t + (bits of p) <= 50."""
+    if not isinstance(fmt, FloatFormat) or rounding is not Rounding.NEAREST_EVEN:
+        return False
+    if fmt.precision >= 53:
+        return True
+    span = math.ceil(math.log2(fmt.max)) + 1 - math.log2(fmt.smallest_subnormal)
+    return span <= 51 and fmt.precision + product_bits <= 50
 
 
 def _products_in_normal_range(fmt, x, y) -> bool:
@@ -282,12 +320,12 @@ def _fast_rounder(acc, x, y, bits):
 def magic_constants(fmt):
     """Constants of :func:`round_rne_inplace` for a float format with subnormals, or None
     when the constant c of the format's top binade would not be a finite float64 (a wide
-    exponent with a small bias, e.g. e10m2b10: emax + 53 - t > 1023); callers then take
-    the general path."""
+    exponent with a small bias, e.g. e10m2b10: emax + 53 - t > 1023) or the format has no
+    mantissa bit; callers then take the general path."""
     emin = round(math.log2(fmt.smallest_normal))
     emax = math.frexp(fmt.max)[1] - 1
-    if emax + 53 - fmt.precision > 1023:
-        return None
+    if emax + 53 - fmt.precision > 1023 or fmt.precision < 2:
+        return None         # (p = 1: "even" is the exponent's parity, not a mantissa bit)
     # c = 1.5 * 2**(max(e, emin) + 52 - (t-1)): exponent shift plus the 0.5 mantissa bit
     return {"minnorm": 2.0 ** emin,
             "add": np.uint64(((52 - (fmt.precision - 1)) << 52) | (1 << 51))}
@@ -405,7 +443,7 @@ def _sequential_float32(x, y):
 
 # ---- pairwise -------------------------------------------------------------------------
 
-def pairwise(acc, x, y, rng, bits=None):
+def pairwise(acc, x, y, sr=None, bits=None):
     """A fixed tree: level by level, terms (0,1), (2,3), ... are added and rounded to A;
     an odd last term moves up unchanged.  Without fma the products are rounded first."""
     xp = array_module(x, y)
@@ -417,19 +455,22 @@ def pairwise(acc, x, y, rng, bits=None):
         return out
     rows = max(1, _CHUNK_ELEMENTS // max(1, B * K * n))
     is_wide = wide(operand_bits(x, y, bits)) and acc.format.precision < 53
+    idx = output_index(xp, B, m, n)
     for i0 in range(0, m, rows):
         i1 = min(m, i0 + rows)
+        index = idx[None, :, i0:i1, :]
         if is_wide:
-            out[:, i0:i1] = _pairwise_wide(acc, x[:, i0:i1], y, rng)
+            out[:, i0:i1] = _pairwise_wide(acc, x[:, i0:i1], y, sr, index)
             continue
         terms = xp.moveaxis(x[:, i0:i1, :, None] * y[:, None, :, :], 2, 0)  # (K, B, mi, n)
-        if not acc.fma:
-            terms = round_acc(acc, terms, rng)
-        elif K == 1:
-            terms = round_acc(acc, terms, rng)
+        if not acc.fma or K == 1:
+            terms = round_acc(acc, terms, sr, _leaf_events(xp, K), index)
+        level = 0
         while terms.shape[0] > 1:
             half = terms.shape[0] // 2
-            summed = add_round(acc, terms[0:2 * half:2], terms[1:2 * half:2], rng)
+            level += 1
+            summed = add_round(acc, terms[0:2 * half:2], terms[1:2 * half:2], sr,
+                               _node_events(xp, level, 0, half), index)
             if terms.shape[0] % 2:
                 summed = xp.concatenate([summed, terms[-1:]], axis=0)
             terms = summed
@@ -437,7 +478,16 @@ def pairwise(acc, x, y, rng, bits=None):
     return out
 
 
-def _pairwise_wide(acc, x, y, rng):
+def _leaf_events(xp, K):
+    return (xp.arange(K, dtype=np.uint64) * np.uint64(4)).reshape(K, 1, 1, 1)
+
+
+def _node_events(xp, level, first, count):
+    return pairwise_event(level, xp.arange(first, first + count, dtype=np.uint64)) \
+        .reshape(count, 1, 1, 1)
+
+
+def _pairwise_wide(acc, x, y, sr, index):
     """The pairwise tree for wide operands.  Without fma the leaves are R(x_k y_k) from
     the exact products.  With fma the first level adds two exact products
     (:func:`pair_sums_to_odd`) and an odd last product moves up as the pair (x, y) until
@@ -449,25 +499,33 @@ def _pairwise_wide(acc, x, y, rng):
                      2, 0)
     xk, yk = xp.broadcast_arrays(xk, yk)                       # (K, B, m, n) each
     if not acc.fma or K == 1:
-        vals = round_acc(acc, products_to_odd(xk, yk), rng)
+        vals = round_acc(acc, products_to_odd(xk, yk), sr, _leaf_events(xp, K), index)
         pending = None
+        level = 0
     else:
         half = K // 2
         vals = round_acc(acc, pair_sums_to_odd(xk[0:2 * half:2], yk[0:2 * half:2],
-                                               xk[1:2 * half:2], yk[1:2 * half:2]), rng)
+                                               xk[1:2 * half:2], yk[1:2 * half:2]), sr,
+                         _node_events(xp, 1, 0, half), index)
         pending = (xk[-1], yk[-1]) if K % 2 else None
+        level = 1
     while vals.shape[0] + (pending is not None) > 1:
         count = vals.shape[0] + (pending is not None)
+        level += 1
         if pending is not None and count % 2 == 0:     # the product meets the last sum
-            last = round_acc(acc, pair_sums_to_odd(vals[-1], xp.ones_like(vals[-1]),
-                                                   pending[0] + 0.0, pending[1] + 0.0), rng)
-            body, pending = vals[:-1], None
+            body, pending_xy = vals[:-1], pending
             half = body.shape[0] // 2
-            vals = xp.concatenate([add_round(acc, body[0::2], body[1::2], rng),
+            last = round_acc(acc, pair_sums_to_odd(vals[-1], xp.ones_like(vals[-1]),
+                                                   pending_xy[0] + 0.0, pending_xy[1] + 0.0),
+                             sr, pairwise_event(level, half), index[0])
+            pending = None
+            vals = xp.concatenate([add_round(acc, body[0::2], body[1::2], sr,
+                                             _node_events(xp, level, 0, half), index),
                                    last[None]], axis=0) if half else last[None]
             continue
         half = vals.shape[0] // 2
-        summed = add_round(acc, vals[0:2 * half:2], vals[1:2 * half:2], rng)
+        summed = add_round(acc, vals[0:2 * half:2], vals[1:2 * half:2], sr,
+                           _node_events(xp, level, 0, half), index)
         if vals.shape[0] % 2:
             summed = xp.concatenate([summed, vals[-1:]], axis=0)
         vals = summed
@@ -476,7 +534,7 @@ def _pairwise_wide(acc, x, y, rng):
 
 # ---- blocked --------------------------------------------------------------------------
 
-def blocked(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
+def blocked(acc, x, y, sr=None, bits=None, quanta=(-1074, -1074)):
     """Blocks of b products: exact block sum, rounded to float64 (nearest-even), then to
     A; the block results are accumulated sequentially in A (s0 = +0).  Without fma the
     products are rounded to A before they enter the block sum."""
@@ -507,6 +565,7 @@ def blocked(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
         return s
     s = xp.zeros((B, m, n))
     lx = ly = None
+    idx = output_index(xp, B, m, n)
     for j, k0 in enumerate(starts):
         k1 = min(K, k0 + b)
         if sums is not None:
@@ -516,12 +575,13 @@ def blocked(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
                 lx, ly = _lsb_exponents(x), _lsb_exponents(y)
             bs = block_sum(x[:, :, k0:k1], y[:, k0:k1, :], lx[:, :, k0:k1], ly[:, k0:k1, :])
         else:
-            bs = _rounded_products_sum(acc, x[:, :, k0:k1], y[:, k0:k1, :], rng, bits)
+            bs = _rounded_products_sum(acc, x[:, :, k0:k1], y[:, k0:k1, :], sr, bits, k0,
+                                       idx)
         if fmt.precision >= 53 and not _plain_float64(fmt):
             bs = _finite_overflow(fmt, bs, finite=finite_outputs(x[:, :, k0:k1],
                                                                  y[:, k0:k1, :]))
-        bs = round_acc(acc, bs, rng)
-        s = bs if k0 == 0 else add_round(acc, s, bs, rng)
+        bs = round_acc(acc, bs, sr, 4 * j + 1, idx)
+        s = bs if k0 == 0 else add_round(acc, s, bs, sr, 4 * j + 2, idx)
     return s
 
 
@@ -594,14 +654,18 @@ def _row_low_exponent(a, axis):
     return e.astype(np.int64) - 1
 
 
-def _rounded_products_sum(acc, x, y, rng, bits=None):
-    """RN_64 of the exact sum over k of R(x_k*y_k) (fma off: products rounded to A)."""
+def _rounded_products_sum(acc, x, y, sr, bits, k0, idx):
+    """RN_64 of the exact sum over k of R(x_k*y_k) (fma off: products rounded to A; the
+    block starts at term k0)."""
     xp = array_module(x, y)
     B, m, b = x.shape
     n = y.shape[-1]
-    p = x[:, :, :, None] * y[:, None, :, :] if not wide(operand_bits(x, y, bits)) else \
-        products_to_odd(x[:, :, :, None], y[:, None, :, :])
-    prods = round_acc(acc, p, rng)                                          # (B, m, b, n)
+    exact_products = wide(operand_bits(x, y, bits)) and acc.format.precision < 53
+    # (a float64 accumulator takes RN_64(x*y), as it takes every float64 operation)
+    p = products_to_odd(x[:, :, :, None], y[:, None, :, :]) if exact_products else \
+        x[:, :, :, None] * y[:, None, :, :]
+    events = ((xp.arange(b, dtype=np.uint64) + np.uint64(k0)) * np.uint64(4)).reshape(1, 1, b, 1)
+    prods = round_acc(acc, p, sr, events, idx[:, :, None, :])              # (B, m, b, n)
     terms = xp.moveaxis(prods, 2, 3).reshape(1, B * m * n, b)
     near = exact(terms, xp.ones((1, b, 1)))[1]
     return near.reshape(B, m, n)
@@ -646,8 +710,10 @@ def _exact_nearest(x, y):
 def exact(x, y):
     """The exact sums of x @ y: (rounded to odd, rounded to nearest-even) float64.
 
-    Non-finite operands follow IEEE: outputs whose row or column holds Inf/NaN take the
-    float64 product sum (Inf, or NaN for Inf - Inf and 0 * Inf).
+    Non-finite operands: an output whose row or column holds Inf/NaN is NaN if one of its
+    float64 products x_k*y_k is NaN (0 * Inf, a NaN operand) or its products hold both
+    +Inf and -Inf, else the Inf of its products (finite products, even those that
+    overflow, do not change it; no summation order is involved).
     """
     xp = array_module(x, y)
     fx = xp.isfinite(x)
@@ -656,9 +722,23 @@ def exact(x, y):
         return exact_matmul_odd(x, y)
     bad = (~fx).any(axis=-1)[:, :, None] | (~fy).any(axis=-2)[:, None, :]
     odd, near = exact_matmul_odd(xp.where(fx, x, 0.0), xp.where(fy, y, 0.0))
-    with np.errstate(invalid="ignore", over="ignore"):
-        special = xp.matmul(x, y)
+    special = _special_sums(x, y, bad)
     return xp.where(bad, special, odd), xp.where(bad, special, near)
+
+
+def _special_sums(x, y, bad):
+    """The value of each output flagged ``bad`` by the rule of :func:`exact` (0 elsewhere),
+    from its float64 products, output by output (they are few)."""
+    xp = array_module(x, y)
+    out = xp.zeros(bad.shape)
+    for b, i, j in zip(*(a.tolist() for a in xp.nonzero(bad))):
+        with np.errstate(invalid="ignore", over="ignore"):
+            p = x[b, i, :] * y[b, :, j]
+        if bool(xp.isnan(p).any()) or (bool((p == np.inf).any()) and bool((p == -np.inf).any())):
+            out[b, i, j] = np.nan
+        else:
+            out[b, i, j] = np.inf if bool((p == np.inf).any()) else -np.inf
+    return out
 
 
 # ---- native ---------------------------------------------------------------------------

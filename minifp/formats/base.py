@@ -137,7 +137,8 @@ class Format(abc.ABC):
         if dtype is not None and not self.fits_in(out_dtype):
             raise ValueError(f"{out_dtype} cannot hold every value of {self.name}")
         if mode is Rounding.STOCHASTIC:
-            a = a.astype(np.float64, copy=False)
+            with np.errstate(invalid="ignore"):      # signalling NaNs stay NaN
+                a = a.astype(np.float64, copy=False)
             if words is not None and tuple(words.shape) != tuple(a.shape):
                 words = xp.broadcast_to(words, a.shape)
         return self._round_driver(xp, a, mode, rng, out_dtype, words)
