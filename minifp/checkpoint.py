@@ -338,6 +338,7 @@ def _write_file(tmp, model, optimizer, scaler, rng_state, epoch, policy, extra):
         f.attrs["minifp_checkpoint"] = LAYOUT_VERSION
         f.attrs["epoch"] = int(epoch)
         f.attrs["policy"] = policy.to_json(indent=None)
+        f.attrs["engine"] = _engine_label()
         f.attrs["rng_state"] = _dumps("rng_state", rng_state)
         f.attrs["extra"] = _dumps("extra", extra if extra is not None else {})
         cfg = model.config() if callable(getattr(model, "config", None)) else None
@@ -379,6 +380,11 @@ def _write_file(tmp, model, optimizer, scaler, rng_state, epoch, policy, extra):
         f.flush()
         f.attrs["sha256"] = checkpoint_digest(f)
         f.flush()
+
+
+def _engine_label() -> str:
+    from . import kernels  # noqa: PLC0415
+    return kernels.describe()
 
 
 def save_checkpoint(path, model, optimizer=None, scaler=None, rng_state=None, epoch=0,

@@ -224,21 +224,30 @@ def test_directed_and_nearest_modes_match_gfloat(name, info, sat):
         assert_same_values(fmt.round(x64, mode), want, x, f"{fmt.name} {mode} sat={sat} (f64)")
 
 
+def _stream_words(seed, count):
+    """The documented stream (minifp.formats.stream), rebuilt with Python integers: one
+    key from the generator, then SplitMix64's finaliser of event 0 and the index."""
+    mask = (1 << 64) - 1
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    key = int(np.random.default_rng(seed).integers(0, 1 << 64, dtype=np.uint64))
+    ek = mix((key + 0xD1B54A32D192ED03) & mask)
+    return np.array([mix((ek + (i + 1) * 0x9E3779B97F4A7C15) & mask) for i in range(count)],
+                    dtype=np.uint64)
+
+
 def _stochastic_expectation(fmt, fi, x, seed, sat):
     """What stochastic rounding must give, rebuilt from the documented random
-    stream: one word per element (uint32 for float32 input, uint64 for float64),
-    its low s bits added to the s dropped bits; gfloat's RoundMode.Stochastic
+    stream: one 64-bit word per element whatever the input dtype, its low s bits
+    added to the s dropped bits of the float64 pattern; gfloat's RoundMode.Stochastic
     with srnumbits = s and srbits = word & (2**s - 1) computes the same. Elements
-    below the smallest subnormal q then take rng.random(count), in order, and go
-    to q iff u < |x| / q."""
-    rng = np.random.default_rng(seed)
-    within_float32 = (fmt.precision <= 24 and fmt.emin >= -126
-                      and math.floor(math.log2(fmt.max)) <= 127)
-    if x.dtype in (np.float16, np.float32) and within_float32:
-        word_dtype, width, mw, min_exp = np.uint32, 32, 23, -126
-    else:
-        word_dtype, width, mw, min_exp = np.uint64, 64, 52, -1022
-    words = rng.integers(0, 1 << width, size=x.shape, dtype=word_dtype, endpoint=False)
+    below the smallest subnormal q go to q iff (word >> 11) * 2**-53 < |x| / q."""
+    words = _stream_words(seed, x.size).reshape(x.shape)
+    mw, min_exp = 52, -1022
     x64 = x.astype(np.float64)
     ax = np.abs(x64)
     with np.errstate(divide="ignore"):
@@ -251,14 +260,14 @@ def _stochastic_expectation(fmt, fi, x, seed, sat):
     want = np.empty(x.shape, dtype=np.float64)
     for shift in np.unique(s):
         sel = (s == shift) & ~tiny
-        bits = (words[sel] & word_dtype((1 << int(shift)) - 1)).astype(np.int64) \
+        bits = (words[sel] & np.uint64((1 << int(shift)) - 1)).astype(np.int64) \
             if shift < 63 else None
         if bits is None:
             raise AssertionError("shift too large for this check")
         want[sel] = round_ndarray(fi, x64[sel], RoundMode.Stochastic, sat=sat,
                                   srbits=bits, srnumbits=int(shift))
     if tiny.any():
-        u = rng.random(size=int(tiny.sum()))
+        u = (words[tiny] >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
         up = u < ax[tiny] / q
         mag = np.where(up, q, 0.0)
         neg = np.signbit(x64[tiny])
@@ -292,8 +301,8 @@ def test_stochastic_matches_gfloat_with_the_same_random_bits(name, info, sat):
 
 @pytest.mark.parametrize("name", ["e4m3", "bfloat16", "e5m2fnuz"])
 def test_stochastic_on_large_arrays_uses_one_stream(name):
-    """Arrays larger than the rounding block size draw all words first, then the
-    second draws for elements below the smallest subnormal, in element order."""
+    """Arrays larger than the rounding block size take the words of their elements'
+    C-order positions, as small ones do."""
     fmt = get_format(name)
     fi = gfloat_info(fmt)
     rng = np.random.default_rng(64)
@@ -308,18 +317,18 @@ def test_stochastic_on_large_arrays_uses_one_stream(name):
         assert_same_values(got, want, xx, f"{name} stochastic, {xx.shape} {xx.dtype}")
 
 
-def test_stochastic_uses_uint32_words_for_float32_and_uint64_for_float64():
+def test_stochastic_words_do_not_depend_on_the_input_dtype():
+    """float32 and float64 copies of the same values draw the same 64-bit words and
+    round alike: the dropped bits of the float64 pattern meet the word's low bits."""
     fmt = get_format("bfloat16")
-    x = np.full(64, 1 + 2.0 ** -9, dtype=np.float32)       # dropped bits: 0x4000 of 2**16
-    words = np.random.default_rng(8).integers(0, 1 << 32, size=64, dtype=np.uint32)
-    up = (words & np.uint32(0xFFFF)) + 0x4000 >= 0x10000
-    want = np.where(up, 1 + 2.0 ** -7, 1.0)
-    assert_same_values(fmt.round(x, "stochastic", np.random.default_rng(8)), want, x, "f32")
-    x64 = x.astype(np.float64)
-    words = np.random.default_rng(8).integers(0, 1 << 64, size=64, dtype=np.uint64)
+    x = np.full(64, 1 + 2.0 ** -9, dtype=np.float32)       # dropped bits: 2**(s-2) of 2**s
+    words = _stream_words(8, 64)
     s = 52 - 7
     up = (words & np.uint64((1 << s) - 1)) + np.uint64(1 << (s - 2)) >= np.uint64(1 << s)
     want = np.where(up, 1 + 2.0 ** -7, 1.0)
+    assert 0 < up.sum() < 64
+    assert_same_values(fmt.round(x, "stochastic", np.random.default_rng(8)), want, x, "f32")
+    x64 = x.astype(np.float64)
     assert_same_values(fmt.round(x64, "stochastic", np.random.default_rng(8)), want, x, "f64")
 
 

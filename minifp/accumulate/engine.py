@@ -96,7 +96,8 @@ def _reduce_kernels(acc, x, y, sr, bits):
     from ..kernels.host import matmul_order
     bits = orders.operand_bits(x, y, bits)
     fmt = acc.format
-    if fmt.precision >= 53 and acc.rounding is not Rounding.NEAREST_EVEN:
+    if (fmt.precision >= 53 and acc.rounding is not Rounding.NEAREST_EVEN
+            and acc.order.kind != "exact"):
         orders.round_acc(acc, x[:0])                     # the one-line refusal
     is_wide = orders.wide(bits) and fmt.precision < 53
     direct = orders.float64_add_is_correct_for(fmt, acc.rounding, builtins.sum(bits))

@@ -61,6 +61,26 @@ def backend_name() -> str:
     return "c" if library() is not None else "numpy"
 
 
+def engine_info() -> dict:
+    """Which backend computes the explicit orders, for run records: ``explicit_orders``
+    (``c`` or ``numpy``), the compiler and the thread count of the kernels."""
+    lib = library()
+    if lib is None:
+        return {"explicit_orders": "numpy", "why": _state.get("error") or
+                f"MINIFP_KERNELS={choice()}"}
+    from .build import compiler, library_path
+    return {"explicit_orders": "c", "compiler": compiler(), "threads": threads(),
+            "library": library_path().parent.name}
+
+
+def describe() -> str:
+    """One line: ``C kernels (cc, 2 threads)`` or ``NumPy reference (why)``."""
+    info = engine_info()
+    if info["explicit_orders"] == "c":
+        return f"C kernels ({info['compiler']}, {info['threads']} threads)"
+    return f"NumPy reference ({info['why']})"
+
+
 def reset():
     """Forget the loaded library (tests change ``CC`` and ``MINIFP_KERNELS``)."""
     with _lock:
@@ -112,5 +132,5 @@ def _ptr(a):
     return a.ctypes.data
 
 
-__all__ = ["library", "backend_name", "choice", "reset", "threads", "run_rows",
+__all__ = ["library", "backend_name", "engine_info", "describe", "choice", "reset", "threads", "run_rows",
            "BuildError", "KernelWarning", "np"]

@@ -51,7 +51,10 @@ def source_hash() -> str:
     h = hashlib.sha256()
     for name in SOURCES:
         h.update(name.encode())
-        h.update((SRC / name).read_bytes())
+        try:
+            h.update((SRC / name).read_bytes())
+        except OSError:
+            raise BuildError(f"the kernel source {name} is missing from {SRC}") from None
     return h.hexdigest()
 
 

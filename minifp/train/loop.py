@@ -30,6 +30,7 @@ from .. import __version__
 from .. import progress as _progress
 from . import rundir
 from ..autograd import no_grad
+from .. import kernels
 from ..backend import asnumpy
 from ..errors import UserError
 from .frozen import frozen_cause, snapshot, unchanged
@@ -322,7 +323,7 @@ class _Run:
             "wall_seconds": self.wall_before + (time.perf_counter() - self.t_start),
             "skipped_steps": self.scaler.skipped, "loss_scale": self.scaler.scale,
             "nonfinite_batches": nonfinite, "weight_decay": cfg.resolved_weight_decay(),
-            "versions": versions(),
+            "versions": versions(), "engine": kernels.engine_info(),
         }
         if self.dir is not None:
             rundir.write_summary(self.dir, out)
@@ -364,6 +365,7 @@ def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     state = _Run(config, run_dir, policy, scaler, history, start_epoch, say)
 
     info(str(policy))
+    info(f"explicit orders computed by the {kernels.describe()}")
     info(f"net {config.net}, dataset {config.dataset} ({len(data.y_train)} train, "
          f"{len(data.y_test)} test, input {tuple(data.input_shape)}, {data.classes} classes), "
          f"{count_parameters(model)} parameters, optimizer {config.optimizer} lr {config.lr}"
