@@ -2,18 +2,31 @@
  * elementwise rounding.  Compiled with -O2 -std=c11 -ffp-contract=off -fno-fast-math;
  * ctypes releases the GIL while they run, so Python threads split the rows. */
 #include <stdlib.h>
+
+/* AVX-512 / AVX2 / baseline variants of the vector loops (mf_orders.h's MF_VEC), chosen
+ * at load time; none of them has FMA (the objdump check of build.py verifies it).  Each
+ * loop is its own function: inlined into a large one it is not vectorised. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define MF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define MF_VEC MF_CLONES __attribute__((noinline)) static
+#else
+#define MF_CLONES
+#endif
 #include "mf_orders.h"
 
 #define MF_ORDER_SEQUENTIAL 0
 #define MF_ORDER_PAIRWISE 1
 #define MF_ORDER_BLOCKED 2
 #define MF_ORDER_EXACT 3
+#define MF_EXACT_CHUNK 32   /* terms per certified float64 chunk of the exact order */
+
 
 /* The version of the argument tables (minifp/kernels/signatures.py must agree). */
 int mf_abi_version(void) { return 1; }
 
 /* Round count float64 values to the format F with mode; stochastic words
  * mf_word(key, event, index0 + i). */
+MF_CLONES
 int mf_round_array(const double *x, double *out, mf_i64 count, const mf_i64 *F,
                    mf_i64 mode, mf_u64 key, mf_i64 event, mf_i64 index0) {
     mf_i64 i;
@@ -32,42 +45,66 @@ int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
                    mf_i64 order, mf_i64 block, mf_i64 fma, mf_i64 mode, mf_i64 wide,
                    mf_i64 direct, mf_u64 key, mf_i64 r0, mf_i64 r1) {
     mf_acc A;
-    mf_kul *kul = (mf_kul *)malloc(2 * sizeof(mf_kul));
+    mf_kul *kul = (mf_kul *)malloc(2 * sizeof(mf_kul)), *kuls = NULL;
     double *scratch = NULL;
-    mf_i64 r;
+    mf_span *spans = NULL;
+    unsigned char *special = NULL;
+    mf_i64 r, nn = n ? n : 1, span_batch = -1;
+    mf_i64 b_spans = order == MF_ORDER_EXACT ? MF_EXACT_CHUNK : block;
+    int fast_rne = mode == MF_RNE && !wide && F[F_MAGIC];
+    int certified = (order == MF_ORDER_BLOCKED && fma) || order == MF_ORDER_EXACT;
+    int failed = 0;
     (void)B;
     if (!kul) return 1;
     mf_kul_init(&kul[0]);
     mf_kul_init(&kul[1]);
-    if (order == MF_ORDER_PAIRWISE) scratch = (double *)malloc(sizeof(double) * MF_LEVELS * (size_t)(n ? n : 1));
-    if (order == MF_ORDER_BLOCKED) scratch = (double *)malloc(sizeof(double) * (size_t)(n ? n : 1));
-    if ((order == MF_ORDER_PAIRWISE || order == MF_ORDER_BLOCKED) && !scratch) { free(kul); return 1; }
+    if (order == MF_ORDER_PAIRWISE)
+        scratch = (double *)malloc(sizeof(double) * MF_LEVELS * (size_t)nn);
+    if (order == MF_ORDER_BLOCKED || order == MF_ORDER_EXACT)
+        scratch = (double *)malloc(sizeof(double) * (size_t)nn);
+    if (certified)
+        spans = (mf_span *)malloc(sizeof(mf_span) * (size_t)nn * (size_t)((K + b_spans - 1) / b_spans + 1));
+    if (order == MF_ORDER_EXACT) {
+        kuls = (mf_kul *)malloc(sizeof(mf_kul) * (size_t)nn);
+        special = (unsigned char *)malloc((size_t)nn);
+        if (kuls) for (r = 0; r < nn; r++) mf_kul_init(&kuls[r]);
+    }
+    if ((order != MF_ORDER_SEQUENTIAL && !scratch) || (certified && !spans)
+        || (order == MF_ORDER_EXACT && (!kuls || !special))) failed = 1;
     A.F = F; A.mode = (int)mode; A.fma = (int)fma; A.wide = (int)wide; A.direct = (int)direct;
     A.key = key;
-    for (r = r0; r < r1; r++) {
+    for (r = r0; r < r1 && !failed; r++) {
         mf_i64 b = r / m;
         const double *xr = x + r * K;
         const double *yb = y + b * K * n;
         double *o = out + r * n;
         mf_u64 o0 = (mf_u64)(r * n);
+        if (certified && b != span_batch) {
+            mf_column_spans(spans, yb, K, n, b_spans);
+            span_batch = b;
+        }
         switch (order) {
         case MF_ORDER_SEQUENTIAL:
-            if (mode == MF_RNE && fma && !wide && F[F_MAGIC]) {
-                if (!mf_sequential_rne_row(&A, xr, yb, o, K, n)) break;
-            }
+            if (fast_rne && fma && !mf_sequential_rne_row(&A, xr, yb, o, K, n)) break;
             mf_sequential_row(&A, xr, yb, o, K, n, o0, kul);
             break;
         case MF_ORDER_PAIRWISE:
+            if (fast_rne && !mf_pairwise_rne_row(&A, xr, yb, o, K, n, scratch)) break;
             mf_pairwise_row(&A, xr, yb, o, K, n, o0, scratch, kul);
             break;
         case MF_ORDER_BLOCKED:
-            mf_blocked_row(&A, xr, yb, o, K, n, block, o0, scratch, kul);
+            if (fma) mf_blocked_fma_row(&A, xr, yb, o, K, n, block, o0, scratch, spans, kul);
+            else mf_blocked_row(&A, xr, yb, o, K, n, block, o0, scratch, kul);
             break;
         default:
-            mf_exact_row(xr, yb, o, out2 + r * n, K, n, kul);
+            mf_exact_fast_row(xr, yb, o, out2 + r * n, K, n, MF_EXACT_CHUNK, scratch, spans,
+                              kuls, special);
         }
     }
+    free(special);
+    free(kuls);
+    free(spans);
     free(scratch);
     free(kul);
-    return 0;
+    return failed;
 }

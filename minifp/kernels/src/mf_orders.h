@@ -11,6 +11,26 @@
 #include "mf_round.h"
 #include "mf_exact.h"
 
+#ifndef MF_RESTRICT
+#ifdef __CUDACC_RTC__
+#define MF_RESTRICT __restrict__
+#else
+#define MF_RESTRICT restrict
+#endif
+#endif
+
+#define MF_LEVELS_FAST 66
+/* the vector loops: host.c compiles them in AVX-512 / AVX2 / baseline variants */
+#ifndef MF_VEC
+#define MF_VEC MF_FN
+#endif
+/* |x| in the vectorised loops (the compiler's builtin vectorises, a union does not) */
+#if defined(__GNUC__) && !defined(__CUDACC_RTC__)
+#define MF_VFABS(x) __builtin_fabs(x)
+#else
+#define MF_VFABS(x) mf_fabs(x)
+#endif   /* stack depth of the pairwise trees (K < 2**64) */
+
 typedef struct {
     const mf_i64 *F;     /* accumulator format */
     int mode, fma, wide, direct;
@@ -113,14 +133,70 @@ MF_FN void mf_sequential_row(const mf_acc *A, const double *xr, const double *y,
     }
 }
 
-/* to_odd(two_sum(s, p)) without branches, for the fast loops (finite s, p) */
+/* ---- the vectorisable fast paths ---------------------------------------------------
+ * Written with a union for the bit casts and restrict pointers so that the compiler
+ * vectorises across outputs (k outermost, outputs innermost and contiguous). */
+typedef union { double d; mf_u64 u; } mf_du;
+
+/* to_odd(two_sum(s, p)) without branches (finite s, p; a NaN shows as NaN) */
 MF_FN double mf_add_to_odd_fast(double s, double p) {
-    double e, t = mf_two_sum(s, p, &e);
-    mf_u64 b = mf_bits(t);
-    mf_u64 fix = (mf_u64)0 - (mf_u64)(((e > 0) | (e < 0)) & ((b & 1ULL) == 0));
-    mf_u64 away = (mf_u64)((e > 0) == (t > 0));
-    b += fix & (away ? 1ULL : ~0ULL);
-    return mf_double(b);
+    mf_du t, e;
+    double bb;
+    mf_u64 fix, toward_zero;
+    t.d = MF_DADD(s, p);
+    bb = MF_DSUB(t.d, s);
+    e.d = MF_DADD(MF_DSUB(s, MF_DSUB(t.d, bb)), MF_DSUB(p, bb));
+    /* fix: all ones where e != 0 and t's last bit is 0; the step is +1 (away from zero,
+     * e with t's sign) or -1 (toward zero) */
+    fix = (mf_u64)0 - (((e.u & MF_ABS) != 0) ? ((~t.u) & 1ULL) : 0ULL);
+    toward_zero = (mf_u64)0 - ((t.u ^ e.u) >> 63);
+    t.u += fix & (toward_zero | 1ULL);
+    return t.d;
+}
+
+/* RN_A(t) by two additions (valid for finite |t| <= max, F[F_MAGIC]) */
+MF_FN double mf_magic(double t, double minnorm, mf_u64 add) {
+    mf_du c;
+    c.u = mf_bits(t) & MF_EXP;
+    c.d = c.d < minnorm ? minnorm : c.d;
+    c.u += add;
+    return MF_DSUB(MF_DADD(t, c.d), c.d);
+}
+
+/* one step of the fast sequential loop over a row: out[j] = RN_A(out[j] + xv*y[j]), the
+ * sum in float64 (`direct`: exact enough, _float64_add_is_correct) or rounded to odd;
+ * returns nonzero if a value left [-max, max] or was not finite */
+MF_VEC int mf_seq_step_direct(double *MF_RESTRICT out, const double *MF_RESTRICT yr,
+                             double xv, mf_i64 n, double minnorm, mf_u64 add, double maxv) {
+    mf_i64 j;
+    mf_i64 bad = 0;   /* 64-bit, like the lanes: the reduction vectorises */
+    for (j = 0; j < n; j++) {
+        mf_du t, c;
+        t.d = MF_DADD(out[j], MF_DMUL(xv, yr[j]));
+        c.u = t.u & MF_EXP;
+        c.d = c.d < minnorm ? minnorm : c.d;
+        c.u += add;
+        t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+        bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
+        out[j] = t.d;
+    }
+    return bad != 0;
+}
+MF_VEC int mf_seq_step_odd(double *MF_RESTRICT out, const double *MF_RESTRICT yr,
+                          double xv, mf_i64 n, double minnorm, mf_u64 add, double maxv) {
+    mf_i64 j;
+    mf_i64 bad = 0;
+    for (j = 0; j < n; j++) {
+        mf_du t, c;
+        t.d = mf_add_to_odd_fast(out[j], MF_DMUL(xv, yr[j]));
+        c.u = t.u & MF_EXP;
+        c.d = c.d < minnorm ? minnorm : c.d;
+        c.u += add;
+        t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+        bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
+        out[j] = t.d;
+    }
+    return bad != 0;
 }
 
 /* Sequential round-to-nearest-even by two additions (orders._sequential_fast): exact for
@@ -135,34 +211,232 @@ MF_FN int mf_sequential_rne_row(const mf_acc *A, const double *xr, const double 
     mf_i64 k, j;
     int bad = 0;
     for (j = 0; j < n; j++) out[j] = 0.0;
+    if (A->direct)
+        for (k = 0; k < K; k++)
+            bad |= mf_seq_step_direct(out, y + k * n, xr[k], n, minnorm, add, maxv);
+    else
+        for (k = 0; k < K; k++)
+            bad |= mf_seq_step_odd(out, y + k * n, xr[k], n, minnorm, add, maxv);
+    return bad;
+}
+
+/* vb[j] = RN_A(vb[j] + vt[j]) (to odd first), for the fast pairwise tree */
+MF_VEC int mf_merge_fast(double *MF_RESTRICT vb, const double *MF_RESTRICT vt, mf_i64 n,
+                        double minnorm, mf_u64 add, double maxv) {
+    mf_i64 j;
+    mf_i64 bad = 0;   /* 64-bit, like the lanes: the reduction vectorises */
+    for (j = 0; j < n; j++) {
+        mf_du t, c;
+        t.d = mf_add_to_odd_fast(vb[j], vt[j]);
+        c.u = t.u & MF_EXP;
+        c.d = c.d < minnorm ? minnorm : c.d;
+        c.u += add;
+        t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+        bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
+        vb[j] = t.d;
+    }
+    return bad != 0;
+}
+
+/* leaves of the fast pairwise tree: v[j] = xv*y[j], rounded (RN_A) when `rounded` */
+MF_VEC int mf_leaf_fast(double *MF_RESTRICT v, const double *MF_RESTRICT yr, double xv,
+                       mf_i64 n, int rounded, double minnorm, mf_u64 add, double maxv) {
+    mf_i64 j;
+    mf_i64 bad = 0;   /* 64-bit, like the lanes: the reduction vectorises */
+    if (!rounded) {
+        for (j = 0; j < n; j++) {
+            double p = MF_DMUL(xv, yr[j]);
+            bad |= (mf_i64)!(MF_VFABS(p) <= maxv);   /* also catches Inf/NaN data */
+            v[j] = p;
+        }
+        return bad != 0;
+    }
+    for (j = 0; j < n; j++) {
+        mf_du t, c;
+        t.d = MF_DMUL(xv, yr[j]);
+        c.u = t.u & MF_EXP;
+        c.d = c.d < minnorm ? minnorm : c.d;
+        c.u += add;
+        t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+        bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
+        v[j] = t.d;
+    }
+    return bad != 0;
+}
+
+/* The pairwise tree with nearest-even rounding by two additions (operands not wide, a
+ * format with F[F_MAGIC]); returns 1 where a value left [-max, max] or was not finite
+ * (the caller redoes the row with mf_pairwise_row). */
+MF_FN int mf_pairwise_rne_row(const mf_acc *A, const double *xr, const double *y,
+                              double *out, mf_i64 K, mf_i64 n, double *stack) {
+    const mf_i64 *F = A->F;
+    const double maxv = mf_double((mf_u64)F[F_MAX_BITS]);
+    const double minnorm = mf_double((mf_u64)F[F_MINNORM_BITS]);
+    const mf_u64 add = (mf_u64)F[F_MAGIC_ADD];
+    int level[MF_LEVELS_FAST];
+    int depth = 0, bad = 0, rounded = !A->fma || K == 1;
+    mf_i64 k, j;
     for (k = 0; k < K; k++) {
+        bad |= mf_leaf_fast(stack + (mf_i64)depth * n, y + k * n, xr[k], n, rounded,
+                            minnorm, add, maxv);
+        level[depth++] = 0;
+        while (depth >= 2 && level[depth - 1] == level[depth - 2]) {
+            bad |= mf_merge_fast(stack + (mf_i64)(depth - 2) * n,
+                                 stack + (mf_i64)(depth - 1) * n, n, minnorm, add, maxv);
+            level[depth - 2]++;
+            depth--;
+        }
+    }
+    while (depth >= 2) {
+        bad |= mf_merge_fast(stack + (mf_i64)(depth - 2) * n, stack + (mf_i64)(depth - 1) * n,
+                             n, minnorm, add, maxv);
+        level[depth - 2]++;
+        depth--;
+    }
+    for (j = 0; j < n; j++) out[j] = stack[j];
+    return bad;
+}
+
+/* ---- certified float64 block sums (blocked, exact) ---------------------------------
+ * Over a block of terms, x_k (one row) and y_kj (one column) have magnitudes below
+ * 2**ex, 2**ey and lowest set bits at or above 2**lx, 2**ly.  Every product is then a
+ * multiple of 2**(lx+ly) below 2**(ex+ey), and their sum in any order stays a multiple of
+ * 2**(lx+ly) below b * 2**(ex+ey): when that is at most 2**(lx+ly+53), lx + ly >= -1074
+ * and ex + ey + log2(b) <= 1023, plain float64 addition computes the block sum exactly. */
+typedef struct { int ex, lx, zero, bad; } mf_span;   /* bad: Inf or NaN met */
+
+MF_FN void mf_span_clear(mf_span *s) { s->ex = -4000; s->lx = 4000; s->zero = 1; s->bad = 0; }
+MF_FN void mf_span_add(mf_span *s, double v) {
+    mf_u64 b = mf_bits(v) & MF_ABS;
+    int ef = (int)(b >> 52), e, low;
+    mf_u64 m;
+    if (b == 0) return;
+    if (ef == 0x7FF) { s->bad = 1; return; }
+    s->zero = 0;
+    if (ef == 0) { m = b; e = -1074; } else { m = (b & MF_FRAC) | (1ULL << 52); e = ef - 1075; }
+    low = e + (63 - mf_clz64(m & (~m + 1ULL)));          /* the lowest set bit */
+    e = e + 64 - mf_clz64((b & MF_FRAC) | (ef ? (1ULL << 52) : 0ULL));   /* |v| < 2**e */
+    if (e > s->ex) s->ex = e;
+    if (low < s->lx) s->lx = low;
+}
+/* the certificate for a block of `count` terms */
+MF_FN int mf_span_exact(const mf_span *a, const mf_span *b, int log2count) {
+    if (a->bad || b->bad) return 0;
+    if (a->zero || b->zero) return 1;
+    return a->ex + b->ex + log2count <= a->lx + b->lx + 53 && a->lx + b->lx >= -1074
+        && a->ex + b->ex + log2count <= 1023;
+}
+MF_FN int mf_ceil_log2(mf_i64 v) { int r = 0; while (((mf_i64)1 << r) < v) r++; return r; }
+
+/* the block sums of one row: bs[j] = sum over k0 <= k < k1 of xr[k] * y[k][j] in plain
+ * float64 (exact where the caller's certificate holds) */
+MF_VEC void mf_block_sums_fast(double *MF_RESTRICT bs, const double *MF_RESTRICT xr,
+                              const double *MF_RESTRICT y, mf_i64 k0, mf_i64 k1, mf_i64 n) {
+    mf_i64 k, j;
+    for (j = 0; j < n; j++) bs[j] = 0.0;
+    for (k = k0; k < k1; k++) {
         const double xv = xr[k];
-        const double *yr = y + k * n;
-        int badk = 0;
-        if (A->direct) {
-            for (j = 0; j < n; j++) {
-                double t = MF_DADD(out[j], MF_DMUL(xv, yr[j]));
-                double c = mf_double(mf_bits(t) & MF_EXP);
-                c = c < minnorm ? minnorm : c;
-                c = mf_double(mf_bits(c) + add);
-                t = MF_DSUB(MF_DADD(t, c), c);
-                badk |= !(mf_fabs(t) <= maxv);
-                out[j] = t;
+        const double *MF_RESTRICT yr = y + k * n;
+        for (j = 0; j < n; j++) bs[j] = MF_DADD(bs[j], MF_DMUL(xv, yr[j]));
+    }
+}
+
+/* the spans of y's columns over every block: spans[jb * n + j] */
+MF_FN void mf_column_spans(mf_span *spans, const double *y, mf_i64 K, mf_i64 n, mf_i64 b) {
+    mf_i64 k, j, jb = 0, k0;
+    for (k0 = 0; k0 < K; k0 += b, jb++) {
+        mf_i64 k1 = k0 + b < K ? k0 + b : K;
+        for (j = 0; j < n; j++) mf_span_clear(&spans[jb * n + j]);
+        for (k = k0; k < k1; k++)
+            for (j = 0; j < n; j++) mf_span_add(&spans[jb * n + j], y[k * n + j]);
+    }
+}
+
+/* the exact block sum of output j over [k0, k1), RN_64 (its non-finite rule as above);
+ * ops_finite: whether every operand was finite */
+MF_FN double mf_block_sum_exact(const double *xr, const double *y, mf_i64 k0, mf_i64 k1,
+                                mf_i64 n, mf_i64 j, mf_kul *kul, int *ops_finite) {
+    mf_special sp = {0, 0, 0};
+    int finite = 1;
+    mf_i64 k;
+    double odd, near;
+    mf_kul_clear(kul);
+    for (k = k0; k < k1; k++) {
+        double xv = xr[k], yv = y[k * n + j];
+        if (!(mf_isfinite(xv) && mf_isfinite(yv))) finite = 0;
+        else mf_kul_add_prod(kul, xv, yv);
+    }
+    *ops_finite = finite;
+    if (finite) { mf_kul_result(kul, &odd, &near); return near; }
+    for (k = k0; k < k1; k++) mf_special_add(&sp, MF_DMUL(xr[k], y[k * n + j]));
+    return mf_special_value(&sp);
+}
+
+/* blocked with fma: certified block sums, any accumulator and rounding mode */
+MF_FN void mf_blocked_fma_row(const mf_acc *A, const double *xr, const double *y, double *out,
+                              mf_i64 K, mf_i64 n, mf_i64 b, mf_u64 o0, double *bs,
+                              const mf_span *cspans, mf_kul *kul) {
+    const mf_i64 *F = A->F;
+    int sr = A->mode == MF_SR, flagged = mf_flagged64(F);
+    mf_i64 k0, k, j, jb = 0;
+    for (k0 = 0; k0 < K; k0 += b, jb++) {
+        mf_i64 k1 = k0 + b < K ? k0 + b : K;
+        int lg = mf_ceil_log2(k1 - k0);
+        mf_span xs;
+        mf_u64 ek1 = sr ? mf_event_key(A->key, 4 * (mf_u64)jb + 1) : 0;
+        mf_u64 ek2 = sr ? mf_event_key(A->key, 4 * (mf_u64)jb + 2) : 0;
+        mf_span_clear(&xs);
+        for (k = k0; k < k1; k++) mf_span_add(&xs, xr[k]);
+        mf_block_sums_fast(bs, xr, y, k0, k1, n);
+        for (j = 0; j < n; j++) {
+            double v = bs[j];
+            int ops_finite = 1;
+            if (!mf_span_exact(&xs, &cspans[jb * n + j], lg))
+                v = mf_block_sum_exact(xr, y, k0, k1, n, j, kul, &ops_finite);
+            if (flagged) v = mf_finite_overflow(F, v, ops_finite);
+            v = (F[F_PRECISION] >= 53) ? mf_round(F, v, MF_RNE, 0)
+                                       : mf_round(F, v, A->mode, sr ? mf_word_at(ek1, o0 + j) : 0);
+            out[j] = (k0 == 0) ? v
+                               : mf_add_round(A, out[j], v, sr ? mf_word_at(ek2, o0 + j) : 0);
+        }
+    }
+}
+
+/* exact: certified float64 chunk sums carried into one Kulisch accumulator per output
+ * (kuls: n of them, initialised) */
+MF_FN void mf_exact_fast_row(const double *xr, const double *y, double *odd, double *near,
+                             mf_i64 K, mf_i64 n, mf_i64 b, double *bs, const mf_span *cspans,
+                             mf_kul *kuls, unsigned char *special) {
+    mf_i64 k0, k, j, jb = 0;
+    for (j = 0; j < n; j++) { mf_kul_clear(&kuls[j]); special[j] = 0; }
+    for (k0 = 0; k0 < K; k0 += b, jb++) {
+        mf_i64 k1 = k0 + b < K ? k0 + b : K;
+        int lg = mf_ceil_log2(k1 - k0);
+        mf_span xs;
+        mf_span_clear(&xs);
+        for (k = k0; k < k1; k++) mf_span_add(&xs, xr[k]);
+        mf_block_sums_fast(bs, xr, y, k0, k1, n);
+        for (j = 0; j < n; j++) {
+            if (special[j]) continue;
+            if (mf_span_exact(&xs, &cspans[jb * n + j], lg)) {
+                if (bs[j] != 0.0) mf_kul_add_double(&kuls[j], bs[j]);
+                continue;
             }
-        } else {
-            for (j = 0; j < n; j++) {
-                double t = mf_add_to_odd_fast(out[j], MF_DMUL(xv, yr[j]));
-                double c = mf_double(mf_bits(t) & MF_EXP);
-                c = c < minnorm ? minnorm : c;
-                c = mf_double(mf_bits(c) + add);
-                t = MF_DSUB(MF_DADD(t, c), c);
-                badk |= !(mf_fabs(t) <= maxv);
-                out[j] = t;
+            for (k = k0; k < k1; k++) {
+                double xv = xr[k], yv = y[k * n + j];
+                if (!(mf_isfinite(xv) && mf_isfinite(yv))) { special[j] = 1; break; }
+                mf_kul_add_prod(&kuls[j], xv, yv);
             }
         }
-        bad |= badk;
     }
-    return bad;
+    for (j = 0; j < n; j++) {
+        if (!special[j]) { mf_kul_result(&kuls[j], &odd[j], &near[j]); continue; }
+        {
+            mf_special sp = {0, 0, 0};
+            for (k = 0; k < K; k++) mf_special_add(&sp, MF_DMUL(xr[k], y[k * n + j]));
+            odd[j] = near[j] = mf_special_value(&sp);
+        }
+    }
 }
 
 /* ---- pairwise -------------------------------------------------------------------- */
