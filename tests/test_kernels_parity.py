@@ -133,7 +133,8 @@ def _data(kind, shape, seed):
 
 CASES = [("f16", (3, 37, 5)), ("f32", (2, 64, 3)), ("mixed", (4, 29, 6)),
          ("f64", (2, 17, 3)), ("special", (3, 21, 4)), ("ties", (3, 33, 4)),
-         ("f32", (1, 1, 1)), ("f32", (2, 2, 2)), ("f32", (2, 3, 1))]
+         ("f32", (1, 1, 1)), ("f32", (2, 2, 2)), ("f32", (2, 3, 1)),
+         ("f16", (9, 13, 2))]            # more rows than outputs per row: transposed
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -209,10 +210,10 @@ def test_thread_count_changes_no_bit(monkeypatch):
     x = rng.standard_normal((40, 300)).astype(np.float16)
     y = rng.standard_normal((300, 70)).astype(np.float16)
     monkeypatch.setenv("MINIFP_KERNELS", "c")
-    for order in ORDERS:
+    for order, (a, b) in itertools.product(ORDERS, [(x, y), (x, y[:, :5])]):
         acc = Accumulation("float16", order, True, "stochastic")
         runs = []
         for count in ("1", "2", "3", "7"):
             monkeypatch.setenv("MINIFP_THREADS", count)
-            runs.append(engine.matmul(x, y, acc, rng=np.random.default_rng(9)))
+            runs.append(engine.matmul(a, b, acc, rng=np.random.default_rng(9)))
         assert all(same_bits(runs[0], r) for r in runs[1:]), order

@@ -20,24 +20,43 @@ def round_array(fmt, x, mode, key=0, event=0, index0=0):
     return out
 
 
+#: below this many outputs per row the problem is solved transposed when that makes the
+#: rows longer (each output's sum is the same sequence either way)
+TRANSPOSE_BELOW = 64
+
+
 def matmul_order(acc, x, y, key=0, wide=False, direct=False):
     """The accumulator values of x (B, m, K) @ y (B, K, n), float64, under the explicit
-    order of ``acc``: ``value`` or, for ``exact``, ``(odd, nearest)``."""
+    order of ``acc``: ``value`` or, for ``exact``, ``(odd, nearest)``.
+
+    The kernels vectorise along a row of outputs; with few outputs per row and many rows
+    (a convolution's forward pass) they compute the transposed product y^T @ x^T, which
+    sums every output's terms in the same order and keeps its stochastic index."""
     lib = library()
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    y = np.ascontiguousarray(y, dtype=np.float64)
     B, m, K = x.shape
     n = y.shape[-1]
+    transpose = n < TRANSPOSE_BELOW and m > n
+    if transpose:
+        xk = np.ascontiguousarray(np.swapaxes(y, 1, 2), dtype=np.float64)
+        yk = np.ascontiguousarray(np.swapaxes(x, 1, 2), dtype=np.float64)
+        rows, cols, orow, ocol = n, m, 1, n
+    else:
+        xk = np.ascontiguousarray(x, dtype=np.float64)
+        yk = np.ascontiguousarray(y, dtype=np.float64)
+        rows, cols, orow, ocol = m, n, n, 1
     kind = acc.order.kind
-    out = np.empty((B, m, n))
-    out2 = np.empty((B, m, n)) if kind == "exact" else out
+    out = np.empty((B, rows, cols))
+    out2 = np.empty((B, rows, cols)) if kind == "exact" else out
     F = format_block(acc.format)
-    args = (x.ctypes.data, y.ctypes.data, out.ctypes.data, out2.ctypes.data, B, m, K, n,
-            F.ctypes.data, ORDERS[kind], acc.order.block or 0, int(acc.fma),
+    args = (xk.ctypes.data, yk.ctypes.data, out.ctypes.data, out2.ctypes.data, B, rows, K,
+            cols, F.ctypes.data, ORDERS[kind], acc.order.block or 0, int(acc.fma),
             MODES[acc.rounding], int(wide), int(direct), int(key))
 
     def call(r0, r1):
-        return lib.mf_matmul_rows(*args, r0, r1)
+        return lib.mf_matmul_rows(*args, r0, r1, orow, ocol)
 
-    run_rows(call, B * m, K * n)
+    run_rows(call, B * rows, K * cols)
+    if transpose:
+        out = np.ascontiguousarray(np.swapaxes(out, 1, 2))
+        out2 = np.ascontiguousarray(np.swapaxes(out2, 1, 2)) if kind == "exact" else out
     return (out, out2) if kind == "exact" else out

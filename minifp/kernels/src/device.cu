@@ -59,7 +59,8 @@ extern "C" __global__ void mf_matmul_rows_kernel(const double *x, const double *
                                                  mf_i64 n, const mf_i64 *F, mf_i64 order,
                                                  mf_i64 block, mf_i64 fma, mf_i64 mode,
                                                  mf_i64 wide, mf_i64 direct, mf_u64 key,
-                                                 mf_i64 r0, mf_i64 r1, double *scratch) {
+                                                 mf_i64 r0, mf_i64 r1, mf_i64 orow,
+                                                 mf_i64 ocol, double *scratch) {
     mf_i64 t = mf_dev_thread();
     mf_i64 r = r0 + t;
     (void)B;
@@ -72,12 +73,12 @@ extern "C" __global__ void mf_matmul_rows_kernel(const double *x, const double *
         const double *xr = x + r * K;
         const double *yb = y + b * K * n;
         double *o = out + r * n;
-        mf_u64 o0 = (mf_u64)(r * n);
+        mf_u64 o0 = (mf_u64)(b * m * n + (r % m) * orow);
         mf_acc A;
         mf_kul_init(&kul[0]);
         mf_kul_init(&kul[1]);
         A.F = F; A.mode = (int)mode; A.fma = (int)fma; A.wide = (int)wide;
-        A.direct = (int)direct; A.key = key;
+        A.direct = (int)direct; A.key = key; A.ocol = (mf_u64)ocol; A.orow = (mf_u64)orow;
         switch (order) {
         case MF_ORDER_SEQUENTIAL:
             if (mode == MF_RNE && fma && !wide && F[F_MAGIC]) {

@@ -19,10 +19,47 @@
 #define MF_ORDER_BLOCKED 2
 #define MF_ORDER_EXACT 3
 #define MF_EXACT_CHUNK 32   /* terms per certified float64 chunk of the exact order */
+#define MF_TILE_DOUBLES 32768   /* K x tile doubles of y per column tile (256 KiB) */
 
+
+/* The fast sequential path over rows [r0, r1): column tiles small enough that a tile of
+ * y stays in cache for every row, four rows at once where they share a batch; a row
+ * where a value left [-max, max] is then redone by the general row. */
+static int sequential_fast_rows(const mf_acc *A, const double *x, const double *y,
+                                double *out, mf_i64 m, mf_i64 K, mf_i64 n, mf_i64 r0,
+                                mf_i64 r1, mf_kul *kul) {
+    mf_i64 tile = (MF_TILE_DOUBLES / (K ? K : 1)) & ~(mf_i64)7, j0, r;
+    unsigned char *bad = (unsigned char *)calloc((size_t)(r1 - r0 + 1), 1);
+    if (!bad) return 1;
+    if (tile < 64) tile = 64;
+    if (tile > n) tile = n;
+    for (j0 = 0; j0 < n; j0 += tile) {
+        mf_i64 len = j0 + tile < n ? tile : n - j0;
+        for (r = r0; r < r1;) {
+            mf_i64 b = r / m;
+            int rows = (r + 4 <= r1 && (r + 3) / m == b) ? 4 : 1;
+            if (mf_sequential_rne_tile(A, x + r * K, y + b * K * n, out + r * n, K, n, j0, len,
+                                       rows)) {
+                mf_i64 q;
+                for (q = 0; q < rows; q++) bad[r - r0 + q] = 1;
+            }
+            r += rows;
+        }
+    }
+    for (r = r0; r < r1; r++) {
+        if (!bad[r - r0]) continue;
+        {
+            mf_i64 b = r / m;
+            mf_u64 o0 = (mf_u64)(b * m * n + (r % m) * A->orow);
+            mf_sequential_row(A, x + r * K, y + b * K * n, out + r * n, K, n, o0, kul);
+        }
+    }
+    free(bad);
+    return 0;
+}
 
 /* The version of the argument tables (minifp/kernels/signatures.py must agree). */
-int mf_abi_version(void) { return 1; }
+int mf_abi_version(void) { return 2; }
 
 /* Round count float64 values to the format F with mode; stochastic words
  * mf_word(key, event, index0 + i). */
@@ -37,13 +74,15 @@ int mf_round_array(const double *x, double *out, mf_i64 count, const mf_i64 *F,
 }
 
 /* Rows r0 <= r < r1 of the (B*m, n) result of x (B, m, K) @ y (B, K, n), C-contiguous
- * float64.  out: accumulator values; out2 (exact order only): the exact sums rounded to
+ * float64.  The stochastic index of output (r, j) is (r / m) m n + (r % m) orow + j ocol
+ * (orow = n, ocol = 1, or swapped for a transposed problem).  out: accumulator values; out2 (exact order only): the exact sums rounded to
  * nearest-even, out then holding them rounded to odd.  Returns 0, or 1 when scratch
  * memory could not be allocated. */
 int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
                    mf_i64 B, mf_i64 m, mf_i64 K, mf_i64 n, const mf_i64 *F,
                    mf_i64 order, mf_i64 block, mf_i64 fma, mf_i64 mode, mf_i64 wide,
-                   mf_i64 direct, mf_u64 key, mf_i64 r0, mf_i64 r1) {
+                   mf_i64 direct, mf_u64 key, mf_i64 r0, mf_i64 r1, mf_i64 orow,
+                   mf_i64 ocol) {
     mf_acc A;
     mf_kul *kul = (mf_kul *)malloc(2 * sizeof(mf_kul)), *kuls = NULL;
     double *scratch = NULL;
@@ -73,12 +112,18 @@ int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
         || (order == MF_ORDER_EXACT && (!kuls || !special))) failed = 1;
     A.F = F; A.mode = (int)mode; A.fma = (int)fma; A.wide = (int)wide; A.direct = (int)direct;
     A.key = key;
+    A.ocol = (mf_u64)ocol;
+    A.orow = (mf_u64)orow;
+    if (order == MF_ORDER_SEQUENTIAL && fast_rne && fma && !failed) {
+        failed = sequential_fast_rows(&A, x, y, out, m, K, n, r0, r1, kul);
+        r1 = r0;                                    /* done */
+    }
     for (r = r0; r < r1 && !failed; r++) {
         mf_i64 b = r / m;
         const double *xr = x + r * K;
         const double *yb = y + b * K * n;
         double *o = out + r * n;
-        mf_u64 o0 = (mf_u64)(r * n);
+        mf_u64 o0 = (mf_u64)(b * m * n + (r % m) * orow);
         if (certified && b != span_batch) {
             mf_column_spans(spans, yb, K, n, b_spans);
             span_batch = b;

@@ -35,6 +35,8 @@ typedef struct {
     const mf_i64 *F;     /* accumulator format */
     int mode, fma, wide, direct;
     mf_u64 key;
+    mf_u64 ocol;         /* output (r, j) has the stochastic index o0(r) + j * ocol */
+    mf_u64 orow;         /* o0(r) = batch offset + (r mod m) * orow */
 } mf_acc;
 
 /* a finite overflow of a float64 accumulator with :sat / :nan (orders._finite_overflow) */
@@ -114,7 +116,7 @@ MF_FN void mf_sequential_row(const mf_acc *A, const double *xr, const double *y,
         mf_u64 ek_s = sr ? mf_event_key(A->key, 4 * (mf_u64)k + 2) : 0;
         for (j = 0; j < n; j++) {
             double s = out[j], yv = yr[j], p;
-            mf_u64 wp = sr ? mf_word_at(ek_p, o0 + j) : 0, ws = sr ? mf_word_at(ek_s, o0 + j) : 0;
+            mf_u64 wp = sr ? mf_word_at(ek_p, o0 + (mf_u64)j * A->ocol) : 0, ws = sr ? mf_word_at(ek_s, o0 + (mf_u64)j * A->ocol) : 0;
             if (A->wide) {
                 if (!A->fma) {
                     p = mf_round(F, mf_prod_to_odd(kul, xv, yv), A->mode, wp);
@@ -163,40 +165,119 @@ MF_FN double mf_magic(double t, double minnorm, mf_u64 add) {
     return MF_DSUB(MF_DADD(t, c.d), c.d);
 }
 
-/* one step of the fast sequential loop over a row: out[j] = RN_A(out[j] + xv*y[j]), the
- * sum in float64 (`direct`: exact enough, _float64_add_is_correct) or rounded to odd;
- * returns nonzero if a value left [-max, max] or was not finite */
-MF_VEC int mf_seq_step_direct(double *MF_RESTRICT out, const double *MF_RESTRICT yr,
-                             double xv, mf_i64 n, double minnorm, mf_u64 add, double maxv) {
-    mf_i64 j;
+/* The fast sequential loop over a row, outputs zeroed by the caller: out[j] =
+ * RN_A(out[j] + x_k*y[k][j]) for k = 0..K-1, the sum in float64 (`direct`: exact enough,
+ * _float64_add_is_correct) or rounded to odd; returns nonzero if a value left
+ * [-max, max] or was not finite. */
+MF_VEC int mf_seq_loop_direct(double *MF_RESTRICT out, const double *MF_RESTRICT y,
+                              const double *MF_RESTRICT xr, mf_i64 K, mf_i64 n, mf_i64 ys,
+                              double minnorm, mf_u64 add, double maxv) {
+    mf_i64 j, k;
     mf_i64 bad = 0;   /* 64-bit, like the lanes: the reduction vectorises */
-    for (j = 0; j < n; j++) {
-        mf_du t, c;
-        t.d = MF_DADD(out[j], MF_DMUL(xv, yr[j]));
-        c.u = t.u & MF_EXP;
-        c.d = c.d < minnorm ? minnorm : c.d;
-        c.u += add;
-        t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
-        bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
-        out[j] = t.d;
+    for (k = 0; k < K; k++) {
+        const double xv = xr[k];
+        const double *MF_RESTRICT yr = y + k * ys;
+        for (j = 0; j < n; j++) {
+            mf_du t, c;
+            t.d = MF_DADD(out[j], MF_DMUL(xv, yr[j]));
+            c.u = t.u & MF_EXP;
+            c.d = c.d < minnorm ? minnorm : c.d;
+            c.u += add;
+            t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+            bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
+            out[j] = t.d;
+        }
     }
     return bad != 0;
 }
-MF_VEC int mf_seq_step_odd(double *MF_RESTRICT out, const double *MF_RESTRICT yr,
-                          double xv, mf_i64 n, double minnorm, mf_u64 add, double maxv) {
-    mf_i64 j;
+MF_VEC int mf_seq_loop_odd(double *MF_RESTRICT out, const double *MF_RESTRICT y,
+                           const double *MF_RESTRICT xr, mf_i64 K, mf_i64 n, mf_i64 ys,
+                           double minnorm, mf_u64 add, double maxv) {
+    mf_i64 j, k;
     mf_i64 bad = 0;
-    for (j = 0; j < n; j++) {
-        mf_du t, c;
-        t.d = mf_add_to_odd_fast(out[j], MF_DMUL(xv, yr[j]));
-        c.u = t.u & MF_EXP;
-        c.d = c.d < minnorm ? minnorm : c.d;
-        c.u += add;
-        t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
-        bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
-        out[j] = t.d;
+    for (k = 0; k < K; k++) {
+        const double xv = xr[k];
+        const double *MF_RESTRICT yr = y + k * ys;
+        for (j = 0; j < n; j++) {
+            mf_du t, c;
+            t.d = mf_add_to_odd_fast(out[j], MF_DMUL(xv, yr[j]));
+            c.u = t.u & MF_EXP;
+            c.d = c.d < minnorm ? minnorm : c.d;
+            c.u += add;
+            t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+            bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
+            out[j] = t.d;
+        }
     }
     return bad != 0;
+}
+
+/* Four rows at once (register blocking: each y_k is read once for the four): rows
+ * out + q*n, q = 0..3, with factors xr + q*K.  Same arithmetic per output. */
+#define MF_SEQ4_BODY(SUM)                                                                 \
+    for (k = 0; k < K; k++) {                                                             \
+        const double x0 = xr[k], x1 = xr[K + k], x2 = xr[2 * K + k], x3 = xr[3 * K + k];   \
+        const double *MF_RESTRICT yr = y + k * ys;                                        \
+        for (j = 0; j < n; j++) {                                                         \
+            const double yv = yr[j];                                                      \
+            mf_du t0, t1, t2, t3, c0, c1, c2, c3;                                         \
+            t0.d = SUM(o0[j], MF_DMUL(x0, yv)); t1.d = SUM(o1[j], MF_DMUL(x1, yv));       \
+            t2.d = SUM(o2[j], MF_DMUL(x2, yv)); t3.d = SUM(o3[j], MF_DMUL(x3, yv));       \
+            c0.u = t0.u & MF_EXP; c1.u = t1.u & MF_EXP;                                   \
+            c2.u = t2.u & MF_EXP; c3.u = t3.u & MF_EXP;                                   \
+            c0.d = c0.d < minnorm ? minnorm : c0.d; c1.d = c1.d < minnorm ? minnorm : c1.d; \
+            c2.d = c2.d < minnorm ? minnorm : c2.d; c3.d = c3.d < minnorm ? minnorm : c3.d; \
+            c0.u += add; c1.u += add; c2.u += add; c3.u += add;                           \
+            t0.d = MF_DSUB(MF_DADD(t0.d, c0.d), c0.d);                                    \
+            t1.d = MF_DSUB(MF_DADD(t1.d, c1.d), c1.d);                                    \
+            t2.d = MF_DSUB(MF_DADD(t2.d, c2.d), c2.d);                                    \
+            t3.d = MF_DSUB(MF_DADD(t3.d, c3.d), c3.d);                                    \
+            bad |= (mf_i64)!(MF_VFABS(t0.d) <= maxv) | (mf_i64)!(MF_VFABS(t1.d) <= maxv)   \
+                 | (mf_i64)!(MF_VFABS(t2.d) <= maxv) | (mf_i64)!(MF_VFABS(t3.d) <= maxv);  \
+            o0[j] = t0.d; o1[j] = t1.d; o2[j] = t2.d; o3[j] = t3.d;                        \
+        }                                                                                 \
+    }
+#define MF_PLAIN_SUM(a, b) MF_DADD((a), (b))
+MF_VEC int mf_seq4_direct(double *MF_RESTRICT o0, double *MF_RESTRICT o1,
+                          double *MF_RESTRICT o2, double *MF_RESTRICT o3,
+                          const double *MF_RESTRICT y, const double *MF_RESTRICT xr,
+                          mf_i64 K, mf_i64 n, mf_i64 ys, double minnorm, mf_u64 add,
+                          double maxv) {
+    mf_i64 j, k;
+    mf_i64 bad = 0;
+    MF_SEQ4_BODY(MF_PLAIN_SUM)
+    return bad != 0;
+}
+MF_VEC int mf_seq4_odd(double *MF_RESTRICT o0, double *MF_RESTRICT o1,
+                       double *MF_RESTRICT o2, double *MF_RESTRICT o3,
+                       const double *MF_RESTRICT y, const double *MF_RESTRICT xr,
+                       mf_i64 K, mf_i64 n, mf_i64 ys, double minnorm, mf_u64 add,
+                       double maxv) {
+    mf_i64 j, k;
+    mf_i64 bad = 0;
+    MF_SEQ4_BODY(mf_add_to_odd_fast)
+    return bad != 0;
+}
+
+/* Columns [j0, j0 + len) of `rows` (1 or 4) consecutive rows of the fast sequential
+ * loop (see mf_sequential_rne_row), rows of length n; 1 if a value left [-max, max]. */
+MF_FN int mf_sequential_rne_tile(const mf_acc *A, const double *xr, const double *y,
+                                 double *out, mf_i64 K, mf_i64 n, mf_i64 j0, mf_i64 len,
+                                 int rows) {
+    const mf_i64 *F = A->F;
+    const double maxv = mf_double((mf_u64)F[F_MAX_BITS]);
+    const double minnorm = mf_double((mf_u64)F[F_MINNORM_BITS]);
+    const mf_u64 add = (mf_u64)F[F_MAGIC_ADD];
+    mf_i64 j, q;
+    double *o = out + j0;
+    for (q = 0; q < rows; q++) for (j = 0; j < len; j++) o[q * n + j] = 0.0;
+    if (rows == 4)
+        return A->direct ? mf_seq4_direct(o, o + n, o + 2 * n, o + 3 * n, y + j0, xr, K, len, n,
+                                          minnorm, add, maxv)
+                         : mf_seq4_odd(o, o + n, o + 2 * n, o + 3 * n, y + j0, xr, K, len, n,
+                                       minnorm, add, maxv);
+    return A->direct ? mf_seq_loop_direct(o, y + j0, xr, K, len, n, minnorm, add, maxv)
+                     : mf_seq_loop_odd(o, y + j0, xr, K, len, n, minnorm, add, maxv);
 }
 
 /* Sequential round-to-nearest-even by two additions (orders._sequential_fast): exact for
@@ -208,16 +289,10 @@ MF_FN int mf_sequential_rne_row(const mf_acc *A, const double *xr, const double 
     const double maxv = mf_double((mf_u64)F[F_MAX_BITS]);
     const double minnorm = mf_double((mf_u64)F[F_MINNORM_BITS]);
     const mf_u64 add = (mf_u64)F[F_MAGIC_ADD];
-    mf_i64 k, j;
-    int bad = 0;
+    mf_i64 j;
     for (j = 0; j < n; j++) out[j] = 0.0;
-    if (A->direct)
-        for (k = 0; k < K; k++)
-            bad |= mf_seq_step_direct(out, y + k * n, xr[k], n, minnorm, add, maxv);
-    else
-        for (k = 0; k < K; k++)
-            bad |= mf_seq_step_odd(out, y + k * n, xr[k], n, minnorm, add, maxv);
-    return bad;
+    return A->direct ? mf_seq_loop_direct(out, y, xr, K, n, n, minnorm, add, maxv)
+                     : mf_seq_loop_odd(out, y, xr, K, n, n, minnorm, add, maxv);
 }
 
 /* vb[j] = RN_A(vb[j] + vt[j]) (to odd first), for the fast pairwise tree */
@@ -395,9 +470,9 @@ MF_FN void mf_blocked_fma_row(const mf_acc *A, const double *xr, const double *y
                 v = mf_block_sum_exact(xr, y, k0, k1, n, j, kul, &ops_finite);
             if (flagged) v = mf_finite_overflow(F, v, ops_finite);
             v = (F[F_PRECISION] >= 53) ? mf_round(F, v, MF_RNE, 0)
-                                       : mf_round(F, v, A->mode, sr ? mf_word_at(ek1, o0 + j) : 0);
+                                       : mf_round(F, v, A->mode, sr ? mf_word_at(ek1, o0 + (mf_u64)j * A->ocol) : 0);
             out[j] = (k0 == 0) ? v
-                               : mf_add_round(A, out[j], v, sr ? mf_word_at(ek2, o0 + j) : 0);
+                               : mf_add_round(A, out[j], v, sr ? mf_word_at(ek2, o0 + (mf_u64)j * A->ocol) : 0);
         }
     }
 }
@@ -453,7 +528,7 @@ MF_FN void mf_pairwise_merge(const mf_acc *A, mf_node *below, const mf_node *top
     mf_u64 ek = sr ? mf_event_key(A->key, ev) : 0;
     mf_i64 j;
     for (j = 0; j < n; j++) {
-        mf_u64 w = sr ? mf_word_at(ek, o0 + j) : 0;
+        mf_u64 w = sr ? mf_word_at(ek, o0 + (mf_u64)j * A->ocol) : 0;
         if (A->wide && top->leaf) {          /* exact products still pending */
             double odd;
             if (below->leaf)
@@ -487,11 +562,11 @@ MF_FN void mf_pairwise_row(const mf_acc *A, const double *xr, const double *y,
             double p;
             if (A->wide) {
                 if (rounded_leaves) p = mf_round(A->F, mf_prod_to_odd(kul, xv, yr[j]), A->mode,
-                                                 sr ? mf_word_at(ek, o0 + j) : 0);
+                                                 sr ? mf_word_at(ek, o0 + (mf_u64)j * A->ocol) : 0);
                 else p = 0.0;                  /* the product stays (x_k, y_k) */
             } else {
                 p = MF_DMUL(xv, yr[j]);
-                if (rounded_leaves) p = mf_round(A->F, p, A->mode, sr ? mf_word_at(ek, o0 + j) : 0);
+                if (rounded_leaves) p = mf_round(A->F, p, A->mode, sr ? mf_word_at(ek, o0 + (mf_u64)j * A->ocol) : 0);
             }
             v[j] = p;
         }
@@ -539,7 +614,7 @@ MF_FN void mf_blocked_row(const mf_acc *A, const double *xr, const double *y, do
                     double p = A->wide ? mf_prod_to_odd(kul + 1, xv, yv)
                                                                 : MF_DMUL(xv, yv);
                     p = mf_round(F, p, A->mode,
-                                 sr ? mf_word(A->key, 4 * (mf_u64)k, o0 + j) : 0);
+                                 sr ? mf_word(A->key, 4 * (mf_u64)k, o0 + (mf_u64)j * A->ocol) : 0);
                     if (!mf_isfinite(p)) { finite = 0; mf_special_add(&sp, p); }
                     else mf_kul_add_double(kul, p);
                 } else if (!(mf_isfinite(xv) && mf_isfinite(yv))) {
@@ -560,12 +635,12 @@ MF_FN void mf_blocked_row(const mf_acc *A, const double *xr, const double *y, do
             }
             if (flagged) v = mf_finite_overflow(F, v, operands_finite);
             v = (F[F_PRECISION] >= 53) ? mf_round(F, v, MF_RNE, 0)
-                                       : mf_round(F, v, A->mode, sr ? mf_word_at(ek1, o0 + j) : 0);
+                                       : mf_round(F, v, A->mode, sr ? mf_word_at(ek1, o0 + (mf_u64)j * A->ocol) : 0);
             bs[j] = v;
         }
         for (j = 0; j < n; j++)
             out[j] = (k0 == 0) ? bs[j]
-                               : mf_add_round(A, out[j], bs[j], sr ? mf_word_at(ek2, o0 + j) : 0);
+                               : mf_add_round(A, out[j], bs[j], sr ? mf_word_at(ek2, o0 + (mf_u64)j * A->ocol) : 0);
     }
 }
 
