@@ -27,13 +27,16 @@ def _need_kernels():
         pytest.skip(str(e))
 
 
-def _train(net, policy_name, stochastic=False):
-    """Logits, loss, gradients and weights (as bits) along three SGD steps."""
+def _train(net, policy_name, stochastic=False, order="sequential"):
+    """Logits, loss, gradients and weights (as bits) along three SGD steps; ``stochastic``:
+    every role and both accumulations round stochastically, in ``order``."""
     data = synthetic(n_train=12, n_test=4, shape=(1, 8, 8), classes=4)
     policy = get_precision(policy_name)
     if stochastic:
         d = policy.to_dict()
         d["rounding"] = {role: "stochastic" for role in d["rounding"]}
+        for phase in ("forward", "backward_acc"):
+            d[phase] = dict(d[phase], format="bfloat16", order=order, rounding="stochastic")
         policy = get_precision(d)
     model = build_model(net, (1, 8, 8), 4, seed=3)
     model.to(policy)
@@ -74,11 +77,12 @@ def test_three_training_steps_are_bit_identical(monkeypatch, net, policy):
         assert _same(a, b), f"{net} {policy}: {what} differs between NumPy and the kernels"
 
 
+@pytest.mark.parametrize("order", ["sequential", "pairwise", "blocked:8"])
 @pytest.mark.parametrize("net", ["mlp", "lenet5"])
-def test_stochastic_training_is_bit_identical(monkeypatch, net):
+def test_stochastic_training_is_bit_identical(monkeypatch, net, order):
     runs = []
     for backend in ("numpy", "c"):
         monkeypatch.setenv("MINIFP_KERNELS", backend)
-        runs.append(_train(net, "bfloat16", stochastic=True))
+        runs.append(_train(net, "bfloat16", stochastic=True, order=order))
     for (what, a), (_, b) in zip(*runs):
         assert _same(a, b), f"{net} stochastic: {what} differs"
