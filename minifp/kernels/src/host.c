@@ -18,7 +18,7 @@
 #define MF_ORDER_PAIRWISE 1
 #define MF_ORDER_BLOCKED 2
 #define MF_ORDER_EXACT 3
-#define MF_EXACT_CHUNK 32   /* terms per certified float64 chunk of the exact order */
+#define MF_EXACT_CHUNK 128   /* terms per certified float64 chunk of the exact order */
 #define MF_TILE_DOUBLES 32768   /* K x tile doubles of y per column tile (256 KiB) */
 
 
@@ -100,7 +100,7 @@ int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
     if (order == MF_ORDER_PAIRWISE)
         scratch = (double *)malloc(sizeof(double) * MF_LEVELS * (size_t)nn);
     if (order == MF_ORDER_BLOCKED || order == MF_ORDER_EXACT)
-        scratch = (double *)malloc(sizeof(double) * (size_t)nn);
+        scratch = (double *)malloc(sizeof(double) * 2 * (size_t)nn);
     if (certified)
         spans = (mf_span *)malloc(sizeof(mf_span) * (size_t)nn * (size_t)((K + b_spans - 1) / b_spans + 1));
     if (order == MF_ORDER_EXACT) {

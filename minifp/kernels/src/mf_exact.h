@@ -148,24 +148,25 @@ MF_FN void mf_kul_add_prod(mf_kul *k, double a, double b) {
     mf_kul_add_u64(k, a1 * b1, pos + 64, neg);
 }
 
-/* bit at position pos (0 outside the digits) of the normalised non-negative value */
+/* `count` <= 54 bits of the normalised non-negative value starting at bit `pos` (bits
+ * outside the digits are 0): three 32-bit digits cover any such window */
 MF_FN mf_u64 mf_kul_bits(const mf_kul *k, int pos, int count) {
-    /* count <= 32 bits starting at pos */
-    mf_u64 out = 0;
-    int i;
-    for (i = 0; i < count; i++) {
-        int p = pos + i;
-        if (p >= 0 && (p >> 5) < MF_KLIMBS)
-            out |= (mf_u64)((k->limb[p >> 5] >> (p & 31)) & 1) << i;
-    }
-    return out;
+    int idx = pos >> 5, sh = pos & 31, i;
+    mf_u64 d[3], v;
+    for (i = 0; i < 3; i++)
+        d[i] = (idx + i >= 0 && idx + i < MF_KLIMBS) ? (mf_u64)k->limb[idx + i] : 0ULL;
+    v = (d[0] >> sh) | (d[1] << (32 - sh));
+    if (sh) v |= d[2] << (64 - sh);
+    return count >= 64 ? v : (v & ((1ULL << count) - 1ULL));
 }
+/* whether any bit below position `pos` is set */
 MF_FN int mf_kul_any_below(const mf_kul *k, int pos) {
-    int i;
+    int i, idx;
     if (pos <= 0) return 0;
-    for (i = 0; i < (pos >> 5) && i < MF_KLIMBS; i++) if (k->limb[i]) return 1;
-    if ((pos >> 5) < MF_KLIMBS && (pos & 31))
-        return (k->limb[pos >> 5] & ((1LL << (pos & 31)) - 1)) != 0;
+    idx = pos >> 5;
+    for (i = k->lo; i < idx && i < MF_KLIMBS; i++) if (k->limb[i]) return 1;
+    if (idx < MF_KLIMBS && (pos & 31))
+        return (k->limb[idx] & ((1LL << (pos & 31)) - 1)) != 0;
     return 0;
 }
 
@@ -176,20 +177,22 @@ MF_FN void mf_kul_result(mf_kul *k, double *odd, double *near) {
     int sticky, inexact;
     mf_kul_normalise(k);
     top = -1;
-    for (i = MF_KLIMBS - 1; i >= 0; i--) if (k->limb[i]) { top = i; break; }
+    for (i = (k->hi < MF_KLIMBS ? k->hi : MF_KLIMBS - 1); i >= 0 && i >= k->lo; i--)
+        if (k->limb[i]) { top = i; break; }
     if (top < 0) { *odd = 0.0; *near = 0.0; return; }
     if (k->limb[top] < 0) {     /* negate: two's complement over the digits */
         negative = 1;
         for (i = k->lo; i <= top; i++) k->limb[i] = -k->limb[i];
         mf_kul_normalise(k);
         top = -1;
-        for (i = MF_KLIMBS - 1; i >= 0; i--) if (k->limb[i]) { top = i; break; }
+        for (i = (k->hi < MF_KLIMBS ? k->hi : MF_KLIMBS - 1); i >= 0 && i >= k->lo; i--)
+            if (k->limb[i]) { top = i; break; }
     }
     msb = top * 32 + (63 - mf_clz64((mf_u64)k->limb[top]));   /* position of the top bit */
     lsb = msb - 52;
     if (lsb + MF_KBASE < -1074) lsb = -1074 - MF_KBASE;        /* float64 subnormals */
     drop = lsb;                                                /* bits below the result */
-    mant = mf_kul_bits(k, lsb, 32) | (mf_kul_bits(k, lsb + 32, 21) << 32);
+    mant = mf_kul_bits(k, lsb, 53);
     rbit = drop >= 1 ? mf_kul_bits(k, lsb - 1, 1) : 0;
     sticky = mf_kul_any_below(k, lsb - 1);
     inexact = rbit || sticky;

@@ -447,12 +447,45 @@ MF_FN double mf_block_sum_exact(const double *xr, const double *y, mf_i64 k0, mf
     return mf_special_value(&sp);
 }
 
-/* blocked with fma: certified block sums, any accumulator and rounding mode */
+/* dst[j] = RN_A(bs[j]) (first block) or RN_A(s[j] + RN_A(bs[j])): the roundings of
+ * blocked in nearest-even by two additions; nonzero if a value left [-max, max] */
+MF_VEC int mf_block_round_fast(double *MF_RESTRICT dst, const double *MF_RESTRICT s,
+                               const double *MF_RESTRICT bs, mf_i64 n, int first,
+                               double minnorm, mf_u64 add, double maxv) {
+    mf_i64 j;
+    mf_i64 bad = 0;
+    for (j = 0; j < n; j++) {
+        mf_du t, c;
+        t.d = bs[j];
+        c.u = t.u & MF_EXP;
+        c.d = c.d < minnorm ? minnorm : c.d;
+        c.u += add;
+        t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+        bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
+        if (!first) {
+            t.d = mf_add_to_odd_fast(s[j], t.d);
+            c.u = t.u & MF_EXP;
+            c.d = c.d < minnorm ? minnorm : c.d;
+            c.u += add;
+            t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+            bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
+        }
+        dst[j] = t.d;
+    }
+    return bad != 0;
+}
+
+/* blocked with fma: certified block sums, any accumulator and rounding mode; bs: 2n
+ * doubles of scratch */
 MF_FN void mf_blocked_fma_row(const mf_acc *A, const double *xr, const double *y, double *out,
                               mf_i64 K, mf_i64 n, mf_i64 b, mf_u64 o0, double *bs,
                               const mf_span *cspans, mf_kul *kul) {
     const mf_i64 *F = A->F;
     int sr = A->mode == MF_SR, flagged = mf_flagged64(F);
+    int fast = A->mode == MF_RNE && F[F_MAGIC] != 0;
+    const double maxv = mf_double((mf_u64)F[F_MAX_BITS]);
+    const double minnorm = mf_double((mf_u64)F[F_MINNORM_BITS]);
+    const mf_u64 add = (mf_u64)F[F_MAGIC_ADD];
     mf_i64 k0, k, j, jb = 0;
     for (k0 = 0; k0 < K; k0 += b, jb++) {
         mf_i64 k1 = k0 + b < K ? k0 + b : K;
@@ -463,11 +496,23 @@ MF_FN void mf_blocked_fma_row(const mf_acc *A, const double *xr, const double *y
         mf_span_clear(&xs);
         for (k = k0; k < k1; k++) mf_span_add(&xs, xr[k]);
         mf_block_sums_fast(bs, xr, y, k0, k1, n);
+        if (fast) {                  /* nearest-even: fix the uncertified sums, round fast */
+            int ops_finite;
+            for (j = 0; j < n; j++)
+                if (!mf_span_exact(&xs, &cspans[jb * n + j], lg))
+                    bs[j] = mf_block_sum_exact(xr, y, k0, k1, n, j, kul, &ops_finite);
+            if (!mf_block_round_fast(bs + n, out, bs, n, k0 == 0, minnorm, add, maxv)) {
+                for (j = 0; j < n; j++) out[j] = bs[n + j];
+                continue;
+            }
+        }
         for (j = 0; j < n; j++) {
             double v = bs[j];
             int ops_finite = 1;
-            if (!mf_span_exact(&xs, &cspans[jb * n + j], lg))
+            if (!fast && !mf_span_exact(&xs, &cspans[jb * n + j], lg))
                 v = mf_block_sum_exact(xr, y, k0, k1, n, j, kul, &ops_finite);
+            else if (fast && !mf_isfinite(v))
+                ops_finite = 0;        /* (not used: nearest-even formats here are narrow) */
             if (flagged) v = mf_finite_overflow(F, v, ops_finite);
             v = (F[F_PRECISION] >= 53) ? mf_round(F, v, MF_RNE, 0)
                                        : mf_round(F, v, A->mode, sr ? mf_word_at(ek1, o0 + (mf_u64)j * A->ocol) : 0);
