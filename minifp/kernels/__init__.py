@@ -116,7 +116,9 @@ def run_rows(call, rows: int, work_per_row: int):
     if count <= 1 or rows * work_per_row < (1 << 16):
         _check(call(0, rows))
         return
-    step = -(-rows // (count * 4)) if rows >= count * 4 else -(-rows // count)
+    # pieces of whole groups of four rows (the kernels block four rows at a time)
+    step = -(-rows // (count * 4)) if rows >= count * 16 else -(-rows // count)
+    step = -(-step // 4) * 4 if rows >= 8 else step
     futures = [_executor(count).submit(call, r0, min(rows, r0 + step))
                for r0 in range(0, rows, step)]
     for f in futures:
