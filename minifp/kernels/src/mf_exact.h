@@ -91,19 +91,28 @@ MF_FN void mf_kul_clear(mf_kul *k) {
     k->lo = MF_KLIMBS; k->hi = -1; k->adds = 0;
 }
 
-/* carry so that every limb but the top is a digit in [0, 2**32); returns the sign */
+/* carry so that limbs lo .. hi-1 are digits in [0, 2**32) and limb hi holds the rest,
+ * signed (its sign is the value's); a borrow never walks past hi */
 MF_FN void mf_kul_normalise(mf_kul *k) {
     int i;
     if (k->hi < 0) return;
-    for (i = k->lo; i < MF_KLIMBS - 1; i++) {
+    for (i = k->lo; i < k->hi; i++) {
         mf_i64 v = k->limb[i];
         mf_i64 carry = (v >= 0) ? (v >> 32) : -((-v + 0xFFFFFFFFLL) >> 32);  /* floor */
         k->limb[i] = v - carry * 4294967296LL;
         k->limb[i + 1] += carry;
-        if (carry != 0 && i + 1 > k->hi) k->hi = i + 1;
-        if (i >= k->hi) break;
     }
     k->adds = 0;
+}
+
+/* with a non-negative top limb: carry it into digits upward (hi grows) */
+MF_FN void mf_kul_spread_top(mf_kul *k) {
+    while (k->hi < MF_KLIMBS - 1 && k->limb[k->hi] >= 4294967296LL) {
+        mf_i64 v = k->limb[k->hi];
+        k->limb[k->hi] = v & 0xFFFFFFFFLL;
+        k->limb[k->hi + 1] += v >> 32;
+        k->hi++;
+    }
 }
 
 /* add (negative: subtract) the unsigned v * 2**pos, pos relative to MF_KBASE */
@@ -176,18 +185,16 @@ MF_FN void mf_kul_result(mf_kul *k, double *odd, double *near) {
     mf_u64 mant, rbit;
     int sticky, inexact;
     mf_kul_normalise(k);
+    if (k->hi >= 0 && k->limb[k->hi] < 0) {     /* negative: negate, carry again */
+        negative = 1;
+        for (i = k->lo; i <= k->hi; i++) k->limb[i] = -k->limb[i];
+        mf_kul_normalise(k);
+    }
+    mf_kul_spread_top(k);
     top = -1;
     for (i = (k->hi < MF_KLIMBS ? k->hi : MF_KLIMBS - 1); i >= 0 && i >= k->lo; i--)
         if (k->limb[i]) { top = i; break; }
     if (top < 0) { *odd = 0.0; *near = 0.0; return; }
-    if (k->limb[top] < 0) {     /* negate: two's complement over the digits */
-        negative = 1;
-        for (i = k->lo; i <= top; i++) k->limb[i] = -k->limb[i];
-        mf_kul_normalise(k);
-        top = -1;
-        for (i = (k->hi < MF_KLIMBS ? k->hi : MF_KLIMBS - 1); i >= 0 && i >= k->lo; i--)
-            if (k->limb[i]) { top = i; break; }
-    }
     msb = top * 32 + (63 - mf_clz64((mf_u64)k->limb[top]));   /* position of the top bit */
     lsb = msb - 52;
     if (lsb + MF_KBASE < -1074) lsb = -1074 - MF_KBASE;        /* float64 subnormals */
