@@ -33,6 +33,9 @@ from minifp.accumulate import Accumulation, dot, matmul
 from minifp.accumulate import sum as acc_sum
 from minifp.formats import get_format
 
+# every test against the exact reference, for the NumPy orders and for the C kernels
+pytestmark = pytest.mark.usefixtures("both_engines")
+
 F64 = get_format("float64")
 ACCUMULATORS = ("float16", "bfloat16", "float32", "e4m3", "e5m2", "posit8", "posit16")
 INPUTS = ("float16", "bfloat16", "e4m3", "posit8")

@@ -14,6 +14,9 @@ from minifp.formats import get_format
 from test_accumulate_reference import (_seed, assert_bitwise, orders_for_tests, ref_matmul,
                                        ref_sum, values_in)
 
+# every test against the exact reference, for the NumPy orders and for the C kernels
+pytestmark = pytest.mark.usefixtures("both_engines")
+
 WIDE = ["posit32", "posit(32,3)", "e8m30", "e11m40", "e5m27", "e6m50"]
 MODES = ["nearest_even", "toward_zero", "up", "to_odd", "nearest_away"]
 

@@ -155,6 +155,19 @@ def test_orders_match_numpy(monkeypatch, acc_name, order):
                         f"{acc} {kind} {(m, K, n)}")
 
 
+@pytest.mark.parametrize("acc_name", ["float16", "e5m0", "bfloat16"])
+@pytest.mark.parametrize("order", ORDERS)
+def test_long_sums_match_numpy(monkeypatch, acc_name, order):
+    """K = 2500 products: blocked's block-by-block exactness test, long fast loops, and
+    growth bounds of formats with few bits."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 2500)).astype(np.float16)
+    y = (rng.standard_normal((2500, 3)) / 50).astype(np.float16)
+    for mode in ("nearest_even", "toward_zero"):
+        acc = Accumulation(acc_name, order, True, mode)
+        assert_same(monkeypatch, lambda: engine.matmul(x, y, acc), f"{acc} K=2500")
+
+
 @pytest.mark.parametrize("K", [0, 1, 2, 3, 7, 5000])
 def test_lengths_and_sums(monkeypatch, K):
     rng = np.random.default_rng(K)

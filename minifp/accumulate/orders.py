@@ -309,7 +309,8 @@ def _fast_rounder(acc, x, y, bits):
     if not (bool(xp.isfinite(x).all()) and bool(xp.isfinite(y).all())):
         return None
     K = x.shape[-1]
-    growth = min(math.exp(K * math.log1p(fmt.unit_roundoff) + 1e-12), 2.0) * (1 + 2.0 ** -40)
+    log_growth = K * math.log1p(fmt.unit_roundoff) + 1e-12    # (1+u)^K, capped at 2
+    growth = (2.0 if log_growth >= math.log(2.0) else math.exp(log_growth)) * (1 + 2.0 ** -40)
     bound = float(xp.max(_abs_sum_bound(xp.abs(x), xp.abs(y), False))) \
         if x.size and y.size else 0.0
     if not bound * growth < fmt.max:
@@ -592,26 +593,19 @@ def finite_outputs(x, y):
 
 
 def _blas_block_sums(x, y, b, bits, quanta):
-    """(sum |x||y|, list of block sums) when a single test proves every float64 BLAS
-    block sum exact, else (sum |x||y| or None, None).
+    """(bound on the partial sums, list of the exact block sums rounded to float64) from
+    one batched float64 BLAS product of the blocks, for finite data of at most 53 bits
+    together (else (None, None)).
 
     Every product x_ik y_kj is a multiple of 2**(lo_i + lo_j), lo = the exponent of the
-    smallest nonzero |value| in the row (column) minus (bits - 1), but at least the
-    exponent of the operand dtype's quantum (2**-24 for float16 data); a sum of such
-    products below 2**(lo_i + lo_j + 53) is exact in float64 in any order.
+    smallest nonzero |value| of the block's row (column) minus (bits - 1), but at least the
+    exponent of the operand dtype's quantum (2**-24 for float16 data); a block sum of such
+    products below 2**(lo_i + lo_j + 53) is exact in float64 in any order.  The test is made
+    per block and output; the (rare) block sums that fail it are computed exactly.
     """
     xp = array_module(x, y)
     if not (bool(xp.isfinite(x).all()) and bool(xp.isfinite(y).all())):
         return None, None
-    ax, ay = xp.abs(x), xp.abs(y)
-    exact32 = bits[0] <= 24 and bits[1] <= 24 and min(quanta) >= -149
-    total = _abs_sum_bound(ax, ay, exact32)
-    lo_x = xp.maximum(_row_low_exponent(ax, -1) - (bits[0] - 1), quanta[0])  # (B, m, 1)
-    lo_y = xp.maximum(_row_low_exponent(ay, -2) - (bits[1] - 1), quanta[1])  # (B, 1, n)
-    limit = xp.ldexp(xp.ones(total.shape),
-                     xp.clip(lo_x + lo_y + 53, -1070, 1020).astype(np.int32))
-    if not bool((total < limit).all()):
-        return total, None
     B, m, K = x.shape
     n = y.shape[-1]
     nb = -(-K // b)
@@ -622,7 +616,29 @@ def _blas_block_sums(x, y, b, bits, quanta):
     xs = xp.ascontiguousarray(x.reshape(B, m, nb, b).transpose(0, 2, 1, 3))   # (B, nb, m, b)
     ys = y.reshape(B, nb, b, n)
     sums = xp.matmul(xs, ys)                                                  # (B, nb, m, n)
-    return total, [sums[:, j] for j in range(nb)]
+    exact32 = bits[0] <= 24 and bits[1] <= 24 and min(quanta) >= -149
+    # one test for the whole row first (one BLAS call): it holds for short sums
+    ax, ay = xp.abs(x), xp.abs(y)
+    total = _abs_sum_bound(ax, ay, exact32)                                   # (B, m, n)
+    lo_x = xp.maximum(_row_low_exponent(ax, -1) - (bits[0] - 1), quanta[0])  # (B, m, 1)
+    lo_y = xp.maximum(_row_low_exponent(ay, -2) - (bits[1] - 1), quanta[1])  # (B, 1, n)
+    limit = xp.ldexp(xp.ones(total.shape),
+                     xp.clip(lo_x + lo_y + 53, -1070, 1020).astype(np.int32))
+    if bool((total < limit).all()):
+        return total, [sums[:, j] for j in range(nb)]
+    ax, ay = xp.abs(xs), xp.abs(ys)                 # then block by block
+    totals = _abs_sum_bound(ax, ay, exact32)                                  # (B, nb, m, n)
+    lo_x = xp.maximum(_row_low_exponent(ax, -1) - (bits[0] - 1), quanta[0])  # (B, nb, m, 1)
+    lo_y = xp.maximum(_row_low_exponent(ay, -2) - (bits[1] - 1), quanta[1])  # (B, nb, 1, n)
+    limit = xp.ldexp(xp.ones(totals.shape),
+                     xp.clip(lo_x + lo_y + 53, -1070, 1020).astype(np.int32))
+    ok = totals < limit
+    if not bool(ok.all()):
+        for j in xp.nonzero((~ok).any(axis=(0, 2, 3)))[0].tolist():
+            k0, k1 = j * b, min(K, (j + 1) * b)
+            near = _exact_nearest(x[:, :, k0:k1], y[:, k0:k1, :])
+            sums[:, j] = xp.where(ok[:, j], sums[:, j], near)
+    return totals.sum(axis=1), [sums[:, j] for j in range(nb)]
 
 
 def _abs_sum_bound(ax, ay, exact32):
