@@ -14,7 +14,7 @@ F_LEN = 24
 _FIELDS = ("kind", "mbits", "s0", "emin_w", "max_bits", "minnorm_bits", "q_bits",
            "half_q_bits", "qexp", "parity", "subnormals", "has_inf", "negzero",
            "overflow", "magic", "magic_add", "n", "es", "max_scale", "frac_keep",
-           "precision", "plain64")
+           "precision", "plain64", "f32")
 INDEX = {name: i for i, name in enumerate(_FIELDS)}
 _OVERFLOW = {"inf": 0, "nan": 1, "saturate": 2}
 
@@ -47,7 +47,8 @@ def _block(fmt) -> tuple:
                  magic=int(magic),
                  magic_add=((52 - (fmt.precision - 1)) << 52) | (1 << 51),
                  plain64=int(fmt.precision >= 53 and fmt.subnormals
-                             and fmt.overflow == "inf"))
+                             and fmt.overflow == "inf"),
+                 f32=int(fmt._native == np.dtype(np.float32)))
     else:
         raise ValueError(f"the kernels do not know the format {fmt!r}")
     out = [0] * F_LEN

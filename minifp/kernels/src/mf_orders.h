@@ -212,6 +212,47 @@ MF_VEC int mf_seq_loop_odd(double *MF_RESTRICT out, const double *MF_RESTRICT y,
     return bad != 0;
 }
 
+/* float32 accumulators: RN_32(s + p) is the hardware conversion to float32 of s + p
+ * rounded to odd in float64 (one correct rounding: 24 <= 51 bits). */
+MF_VEC int mf_seq_loop_f32(double *MF_RESTRICT out, const double *MF_RESTRICT y,
+                           const double *MF_RESTRICT xr, mf_i64 K, mf_i64 n, mf_i64 ys,
+                           double maxv) {
+    mf_i64 j, k;
+    mf_i64 bad = 0;
+    for (k = 0; k < K; k++) {
+        const double xv = xr[k];
+        const double *MF_RESTRICT yr = y + k * ys;
+        for (j = 0; j < n; j++) {
+            double r = (double)(float)mf_add_to_odd_fast(out[j], MF_DMUL(xv, yr[j]));
+            bad |= (mf_i64)!(MF_VFABS(r) <= maxv);
+            out[j] = r;
+        }
+    }
+    return bad != 0;
+}
+MF_VEC int mf_seq4_f32(double *MF_RESTRICT o0, double *MF_RESTRICT o1,
+                       double *MF_RESTRICT o2, double *MF_RESTRICT o3,
+                       const double *MF_RESTRICT y, const double *MF_RESTRICT xr,
+                       mf_i64 K, mf_i64 n, mf_i64 ys, double maxv) {
+    mf_i64 j, k;
+    mf_i64 bad = 0;
+    for (k = 0; k < K; k++) {
+        const double x0 = xr[k], x1 = xr[K + k], x2 = xr[2 * K + k], x3 = xr[3 * K + k];
+        const double *MF_RESTRICT yr = y + k * ys;
+        for (j = 0; j < n; j++) {
+            const double yv = yr[j];
+            double r0 = (double)(float)mf_add_to_odd_fast(o0[j], MF_DMUL(x0, yv));
+            double r1 = (double)(float)mf_add_to_odd_fast(o1[j], MF_DMUL(x1, yv));
+            double r2 = (double)(float)mf_add_to_odd_fast(o2[j], MF_DMUL(x2, yv));
+            double r3 = (double)(float)mf_add_to_odd_fast(o3[j], MF_DMUL(x3, yv));
+            bad |= (mf_i64)!(MF_VFABS(r0) <= maxv) | (mf_i64)!(MF_VFABS(r1) <= maxv)
+                 | (mf_i64)!(MF_VFABS(r2) <= maxv) | (mf_i64)!(MF_VFABS(r3) <= maxv);
+            o0[j] = r0; o1[j] = r1; o2[j] = r2; o3[j] = r3;
+        }
+    }
+    return bad != 0;
+}
+
 /* Four rows at once (register blocking: each y_k is read once for the four): rows
  * out + q*n, q = 0..3, with factors xr + q*K.  Same arithmetic per output. */
 #define MF_SEQ4_BODY(SUM)                                                                 \
@@ -271,6 +312,9 @@ MF_FN int mf_sequential_rne_tile(const mf_acc *A, const double *xr, const double
     mf_i64 j, q;
     double *o = out + j0;
     for (q = 0; q < rows; q++) for (j = 0; j < len; j++) o[q * n + j] = 0.0;
+    if (F[F_F32])
+        return rows == 4 ? mf_seq4_f32(o, o + n, o + 2 * n, o + 3 * n, y + j0, xr, K, len, n, maxv)
+                         : mf_seq_loop_f32(o, y + j0, xr, K, len, n, maxv);
     if (rows == 4)
         return A->direct ? mf_seq4_direct(o, o + n, o + 2 * n, o + 3 * n, y + j0, xr, K, len, n,
                                           minnorm, add, maxv)
@@ -291,6 +335,7 @@ MF_FN int mf_sequential_rne_row(const mf_acc *A, const double *xr, const double 
     const mf_u64 add = (mf_u64)F[F_MAGIC_ADD];
     mf_i64 j;
     for (j = 0; j < n; j++) out[j] = 0.0;
+    if (F[F_F32]) return mf_seq_loop_f32(out, y, xr, K, n, n, maxv);
     return A->direct ? mf_seq_loop_direct(out, y, xr, K, n, n, minnorm, add, maxv)
                      : mf_seq_loop_odd(out, y, xr, K, n, n, minnorm, add, maxv);
 }

@@ -41,6 +41,7 @@
 #define F_FRAC_KEEP 19
 #define F_PRECISION 20
 #define F_PLAIN64 21      /* float64 with subnormals and Inf overflow */
+#define F_F32 22          /* IEEE binary32 itself: RN to it is the hardware conversion */
 #define F_LEN 24
 
 #define MF_OVER_INF 0
