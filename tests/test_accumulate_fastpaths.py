@@ -87,18 +87,23 @@ def test_sequential_near_overflow_falls_back_and_matches():
                                           ("float32", False)])
 def test_blocked_fast_path_equals_per_block_path(fmt, provable):
     """float16/bfloat16 products (<= 22 bits) of ordinary data sum exactly in float64, so
-    one test admits BLAS block sums; float32 products (48 bits) do not, and the engine
-    falls back to per-block tests and exact sums."""
+    the whole-row test admits BLAS block sums; float32 products (48 bits) do not, and the
+    engine tests block by block and sums the blocks that fail exactly.  Either way the
+    result is the per-block path's."""
     rng = np.random.default_rng(11)
     f = get_format(fmt)
     acc = Accumulation(fmt, "blocked:8")
     x = f.round(rng.standard_normal((6, 50)))
     y = f.round(rng.standard_normal((50, 7)) / 8)
     xs, ys = x.astype(np.float64)[None], y.astype(np.float64)[None]
-    total, sums = orders._blas_block_sums(xs, ys, 8, (orders.significant_bits(xs),
-                                                      orders.significant_bits(ys)),
-                                          (-24, -24) if fmt == "float16" else (-149, -149))
-    assert (sums is not None) == provable
+    bits = (orders.significant_bits(xs), orders.significant_bits(ys))
+    quanta = (-24, -24) if fmt == "float16" else (-149, -149)
+    total, sums = orders._blas_block_sums(xs, ys, 8, bits, quanta)
+    assert sums is not None
+    whole_row = orders._abs_sum_bound(np.abs(xs), np.abs(ys), False)
+    lo = (orders._row_low_exponent(np.abs(xs), -1) - (bits[0] - 1)) + \
+        (orders._row_low_exponent(np.abs(ys), -2) - (bits[1] - 1))
+    assert bool((whole_row < np.ldexp(1.0, lo + 53)).all()) == provable
     got = matmul(x, y, acc).astype(np.float64)
     lx, ly = orders._lsb_exponents(xs), orders._lsb_exponents(ys)
     s = None
