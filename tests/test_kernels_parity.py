@@ -134,7 +134,8 @@ def _data(kind, shape, seed):
 CASES = [("f16", (3, 37, 5)), ("f32", (2, 64, 3)), ("mixed", (4, 29, 6)),
          ("f64", (2, 17, 3)), ("special", (3, 21, 4)), ("ties", (3, 33, 4)),
          ("f32", (1, 1, 1)), ("f32", (2, 2, 2)), ("f32", (2, 3, 1)),
-         ("f16", (9, 13, 2))]            # more rows than outputs per row: transposed
+         ("f16", (9, 13, 2)),            # more rows than outputs per row: transposed
+         ("special", (9, 21, 2))]        # transposed, with Inf, NaN and overflow
 
 
 @pytest.mark.parametrize("order", ORDERS)

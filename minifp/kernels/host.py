@@ -36,9 +36,9 @@ def matmul_order(acc, x, y, key=0, wide=False, direct=False):
     B, m, K = x.shape
     n = y.shape[-1]
     transpose = n < TRANSPOSE_BELOW and m > n
-    if transpose:
+    if transpose:      # y^T @ x^T; the kernels read x^T from x itself (ytrans)
         xk = np.ascontiguousarray(np.swapaxes(y, 1, 2), dtype=np.float64)
-        yk = np.ascontiguousarray(np.swapaxes(x, 1, 2), dtype=np.float64)
+        yk = np.ascontiguousarray(x, dtype=np.float64)
         rows, cols, orow, ocol = n, m, 1, n
     else:
         xk = np.ascontiguousarray(x, dtype=np.float64)
@@ -53,7 +53,7 @@ def matmul_order(acc, x, y, key=0, wide=False, direct=False):
             MODES[acc.rounding], int(wide), int(direct), int(key))
 
     def call(r0, r1):
-        return lib.mf_matmul_rows(*args, r0, r1, orow, ocol)
+        return lib.mf_matmul_rows(*args, r0, r1, orow, ocol, int(transpose))
 
     run_rows(call, B * rows, K * cols)
     if transpose:

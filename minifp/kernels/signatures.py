@@ -12,11 +12,11 @@ MATMUL_ROWS = (("x", "f64*"), ("y", "f64*"), ("out", "f64*"), ("out2", "f64*"),
                ("B", "i64"), ("m", "i64"), ("K", "i64"), ("n", "i64"), ("fmt", "i64*"),
                ("order", "i64"), ("block", "i64"), ("fma", "i64"), ("mode", "i64"),
                ("wide", "i64"), ("direct", "i64"), ("key", "u64"), ("r0", "i64"),
-               ("r1", "i64"), ("orow", "i64"), ("ocol", "i64"))
+               ("r1", "i64"), ("orow", "i64"), ("ocol", "i64"), ("ytrans", "i64"))
 
 ENTRY_POINTS = {"mf_round_array": ROUND_ARRAY, "mf_matmul_rows": MATMUL_ROWS}
 
 #: the kernel numbers of the orders
 ORDERS = {"sequential": 0, "pairwise": 1, "blocked": 2, "exact": 3}
 
-ABI_VERSION = 2
+ABI_VERSION = 3

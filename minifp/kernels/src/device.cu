@@ -60,11 +60,13 @@ extern "C" __global__ void mf_matmul_rows_kernel(const double *x, const double *
                                                  mf_i64 block, mf_i64 fma, mf_i64 mode,
                                                  mf_i64 wide, mf_i64 direct, mf_u64 key,
                                                  mf_i64 r0, mf_i64 r1, mf_i64 orow,
-                                                 mf_i64 ocol, double *scratch) {
+                                                 mf_i64 ocol, mf_i64 ytrans,
+                                                 double *scratch) {
     mf_i64 t = mf_dev_thread();
     mf_i64 r = r0 + t;
     (void)B;
-    if (t < 0 || r >= r1) return;
+    /* ytrans (y given as (B, n, K)) is a host layout: the device launcher passes 0 */
+    if (t < 0 || r >= r1 || ytrans) return;
     {
         double *mine = scratch + t * mf_dev_scratch_per_row(order, n);
         mf_kul *kul = (mf_kul *)mine;

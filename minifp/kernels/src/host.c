@@ -22,44 +22,81 @@
 #define MF_TILE_DOUBLES 32768   /* K x tile doubles of y per column tile (256 KiB) */
 
 
+/* y of batch b as (K, n) rows: y itself, or (ytrans: y holds (n, K)) a transposed copy in
+ * *buf (allocated once; returns NULL when memory runs out) */
+static const double *rows_of_y(const double *y, mf_i64 b, mf_i64 K, mf_i64 n, int ytrans,
+                               double **buf) {
+    mf_i64 k, j;
+    const double *src = y + b * K * n;
+    if (!ytrans) return src;
+    if (!*buf) *buf = (double *)malloc(sizeof(double) * (size_t)(K * n > 0 ? K * n : 1));
+    if (!*buf) return NULL;
+    for (j = 0; j < n; j++)
+        for (k = 0; k < K; k++) (*buf)[k * n + j] = src[j * K + k];
+    return *buf;
+}
+
 /* The fast sequential path over rows [r0, r1): column tiles small enough that a tile of
- * y stays in cache for every row, four rows at once where they share a batch; a row
- * where a value left [-max, max] is then redone by the general row. */
+ * y stays in cache for every row, four rows at once where they share a batch (ytrans: y
+ * holds (B, n, K) and each tile is packed from it); a row where a value left
+ * [-max, max] is then redone by the general row. */
 static int sequential_fast_rows(const mf_acc *A, const double *x, const double *y,
                                 double *out, mf_i64 m, mf_i64 K, mf_i64 n, mf_i64 r0,
-                                mf_i64 r1, mf_kul *kul) {
-    mf_i64 tile = (MF_TILE_DOUBLES / (K ? K : 1)) & ~(mf_i64)7, j0, r;
+                                mf_i64 r1, mf_kul *kul, int ytrans) {
+    mf_i64 tile = (MF_TILE_DOUBLES / (K ? K : 1)) & ~(mf_i64)7, j0, r, packed_b = -1;
     unsigned char *bad = (unsigned char *)calloc((size_t)(r1 - r0 + 1), 1);
+    double *pack = NULL, *full = NULL;
+    int failed = 0;
     if (!bad) return 1;
     if (tile < 64) tile = 64;
     if (tile > n) tile = n;
+    if (ytrans && !(pack = (double *)malloc(sizeof(double) * (size_t)(K * tile > 0 ? K * tile : 1)))) {
+        free(bad);
+        return 1;
+    }
     for (j0 = 0; j0 < n; j0 += tile) {
         mf_i64 len = j0 + tile < n ? tile : n - j0;
+        packed_b = -1;
         for (r = r0; r < r1;) {
             mf_i64 b = r / m;
             int rows = (r + 4 <= r1 && (r + 3) / m == b) ? 4 : 1;
-            if (mf_sequential_rne_tile(A, x + r * K, y + b * K * n, out + r * n, K, n, j0, len,
-                                       rows)) {
+            const double *yt = y + b * K * n + j0;
+            mf_i64 ys = n;
+            if (ytrans) {
+                if (b != packed_b) {               /* pack columns j0 .. j0+len of y[b] */
+                    const double *src = y + b * n * K + j0 * K;
+                    mf_i64 k, jj;
+                    for (jj = 0; jj < len; jj++)
+                        for (k = 0; k < K; k++) pack[k * len + jj] = src[jj * K + k];
+                    packed_b = b;
+                }
+                yt = pack;
+                ys = len;
+            }
+            if (mf_sequential_rne_tile(A, x + r * K, yt, ys, out + r * n, K, n, j0, len, rows)) {
                 mf_i64 q;
                 for (q = 0; q < rows; q++) bad[r - r0 + q] = 1;
             }
             r += rows;
         }
     }
-    for (r = r0; r < r1; r++) {
+    for (r = r0; r < r1 && !failed; r++) {
+        mf_i64 b = r / m;
+        const double *yb;
         if (!bad[r - r0]) continue;
-        {
-            mf_i64 b = r / m;
-            mf_u64 o0 = (mf_u64)(b * m * n + (r % m) * A->orow);
-            mf_sequential_row(A, x + r * K, y + b * K * n, out + r * n, K, n, o0, kul);
-        }
+        yb = rows_of_y(y, b, K, n, ytrans, &full);
+        if (!yb) { failed = 1; break; }
+        mf_sequential_row(A, x + r * K, yb, out + r * n, K, n,
+                          (mf_u64)(b * m * n + (r % m) * A->orow), kul);
     }
+    free(full);
+    free(pack);
     free(bad);
-    return 0;
+    return failed;
 }
 
 /* The version of the argument tables (minifp/kernels/signatures.py must agree). */
-int mf_abi_version(void) { return 2; }
+int mf_abi_version(void) { return 3; }
 
 /* Round count float64 values to the format F with mode; stochastic words
  * mf_word(key, event, index0 + i). */
@@ -75,14 +112,15 @@ int mf_round_array(const double *x, double *out, mf_i64 count, const mf_i64 *F,
 
 /* Rows r0 <= r < r1 of the (B*m, n) result of x (B, m, K) @ y (B, K, n), C-contiguous
  * float64.  The stochastic index of output (r, j) is (r / m) m n + (r % m) orow + j ocol
- * (orow = n, ocol = 1, or swapped for a transposed problem).  out: accumulator values; out2 (exact order only): the exact sums rounded to
+ * (orow = n, ocol = 1, or swapped for a transposed problem); ytrans: y is given as
+ * (B, n, K) instead of (B, K, n).  out: accumulator values; out2 (exact order only): the exact sums rounded to
  * nearest-even, out then holding them rounded to odd.  Returns 0, or 1 when scratch
  * memory could not be allocated. */
 int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
                    mf_i64 B, mf_i64 m, mf_i64 K, mf_i64 n, const mf_i64 *F,
                    mf_i64 order, mf_i64 block, mf_i64 fma, mf_i64 mode, mf_i64 wide,
                    mf_i64 direct, mf_u64 key, mf_i64 r0, mf_i64 r1, mf_i64 orow,
-                   mf_i64 ocol) {
+                   mf_i64 ocol, mf_i64 ytrans) {
     mf_acc A;
     mf_kul *kul = (mf_kul *)malloc(2 * sizeof(mf_kul)), *kuls = NULL;
     double *scratch = NULL;
@@ -93,7 +131,6 @@ int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
     int fast_rne = mode == MF_RNE && !wide && F[F_MAGIC];
     int certified = (order == MF_ORDER_BLOCKED && fma) || order == MF_ORDER_EXACT;
     int failed = 0;
-    (void)B;
     if (!kul) return 1;
     mf_kul_init(&kul[0]);
     mf_kul_init(&kul[1]);
@@ -115,8 +152,23 @@ int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
     A.ocol = (mf_u64)ocol;
     A.orow = (mf_u64)orow;
     if (order == MF_ORDER_SEQUENTIAL && fast_rne && fma && !failed) {
-        failed = sequential_fast_rows(&A, x, y, out, m, K, n, r0, r1, kul);
+        failed = sequential_fast_rows(&A, x, y, out, m, K, n, r0, r1, kul, (int)ytrans);
         r1 = r0;                                    /* done */
+    } else if (ytrans && !failed) {                 /* the other paths read (K, n) rows */
+        mf_i64 b, b0 = r0 / m, b1 = (r1 - 1) / m;
+        double *ty = (double *)malloc(sizeof(double) * (size_t)(B * K * n + 1));
+        if (!ty) failed = 1;
+        for (b = b0; b <= b1 && !failed; b++) {     /* only the batches of these rows */
+            mf_i64 k, j;
+            const double *src = y + b * n * K;
+            for (j = 0; j < n; j++)
+                for (k = 0; k < K; k++) ty[b * K * n + k * n + j] = src[j * K + k];
+        }
+        if (!failed)
+            failed = mf_matmul_rows(x, ty, out, out2, B, m, K, n, F, order, block, fma, mode,
+                                    wide, direct, key, r0, r1, orow, ocol, 0);
+        free(ty);
+        r1 = r0;
     }
     for (r = r0; r < r1 && !failed; r++) {
         mf_i64 b = r / m;

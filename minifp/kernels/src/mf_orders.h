@@ -302,9 +302,10 @@ MF_VEC int mf_seq4_odd(double *MF_RESTRICT o0, double *MF_RESTRICT o1,
 
 /* Columns [j0, j0 + len) of `rows` (1 or 4) consecutive rows of the fast sequential
  * loop (see mf_sequential_rne_row), rows of length n; 1 if a value left [-max, max]. */
-MF_FN int mf_sequential_rne_tile(const mf_acc *A, const double *xr, const double *y,
-                                 double *out, mf_i64 K, mf_i64 n, mf_i64 j0, mf_i64 len,
-                                 int rows) {
+MF_FN int mf_sequential_rne_tile(const mf_acc *A, const double *xr, const double *yt,
+                                 mf_i64 ys, double *out, mf_i64 K, mf_i64 n, mf_i64 j0,
+                                 mf_i64 len, int rows) {
+    /* yt: column j0 of row 0 of y, rows ys apart */
     const mf_i64 *F = A->F;
     const double maxv = mf_double((mf_u64)F[F_MAX_BITS]);
     const double minnorm = mf_double((mf_u64)F[F_MINNORM_BITS]);
@@ -313,15 +314,15 @@ MF_FN int mf_sequential_rne_tile(const mf_acc *A, const double *xr, const double
     double *o = out + j0;
     for (q = 0; q < rows; q++) for (j = 0; j < len; j++) o[q * n + j] = 0.0;
     if (F[F_F32])
-        return rows == 4 ? mf_seq4_f32(o, o + n, o + 2 * n, o + 3 * n, y + j0, xr, K, len, n, maxv)
-                         : mf_seq_loop_f32(o, y + j0, xr, K, len, n, maxv);
+        return rows == 4 ? mf_seq4_f32(o, o + n, o + 2 * n, o + 3 * n, yt, xr, K, len, ys, maxv)
+                         : mf_seq_loop_f32(o, yt, xr, K, len, ys, maxv);
     if (rows == 4)
-        return A->direct ? mf_seq4_direct(o, o + n, o + 2 * n, o + 3 * n, y + j0, xr, K, len, n,
+        return A->direct ? mf_seq4_direct(o, o + n, o + 2 * n, o + 3 * n, yt, xr, K, len, ys,
                                           minnorm, add, maxv)
-                         : mf_seq4_odd(o, o + n, o + 2 * n, o + 3 * n, y + j0, xr, K, len, n,
+                         : mf_seq4_odd(o, o + n, o + 2 * n, o + 3 * n, yt, xr, K, len, ys,
                                        minnorm, add, maxv);
-    return A->direct ? mf_seq_loop_direct(o, y + j0, xr, K, len, n, minnorm, add, maxv)
-                     : mf_seq_loop_odd(o, y + j0, xr, K, len, n, minnorm, add, maxv);
+    return A->direct ? mf_seq_loop_direct(o, yt, xr, K, len, ys, minnorm, add, maxv)
+                     : mf_seq_loop_odd(o, yt, xr, K, len, ys, minnorm, add, maxv);
 }
 
 /* Sequential round-to-nearest-even by two additions (orders._sequential_fast): exact for
