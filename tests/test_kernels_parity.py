@@ -231,3 +231,18 @@ def test_thread_count_changes_no_bit(monkeypatch):
             monkeypatch.setenv("MINIFP_THREADS", count)
             runs.append(engine.matmul(a, b, acc, rng=np.random.default_rng(9)))
         assert all(same_bits(runs[0], r) for r in runs[1:]), order
+
+
+def test_float16_results_convert_exactly():
+    """The kernels' float64 -> float16 conversion of results (every float16 value, NaN,
+    Inf and both zeros) gives NumPy's codes."""
+    from minifp.kernels.host import to_float16
+    codes = np.arange(1 << 16, dtype=np.uint16)
+    h = codes.view(np.float16)
+    with np.errstate(invalid="ignore"):
+        values = np.tile(h.astype(np.float64), 2)             # above the size threshold
+    got = to_float16(values)
+    assert got.dtype == np.float16
+    nan = np.isnan(values)
+    assert (got.view(np.uint16)[~nan] == np.tile(codes, 2)[~nan]).all()
+    assert np.isnan(got[nan]).all()

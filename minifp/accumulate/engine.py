@@ -136,6 +136,10 @@ def _finish(acc, value, odd, out, out_rounding, rng):
     else:
         result = out_fmt.round(value, mode, rng, dtype=np.float64)
     result = result + 0.0  # -0 -> +0
+    if out_fmt.carrier == np.float16 and isinstance(result, np.ndarray) \
+            and kernels.library() is not None:
+        from ..kernels.host import to_float16         # the values are float16 values
+        return to_float16(result)
     return result.astype(out_fmt.carrier, copy=False)
 
 

@@ -8,6 +8,22 @@ from .params import MODES, format_block
 from .signatures import ORDERS
 
 
+#: below this many elements NumPy's own conversions are as fast as a kernel call
+CONVERT_MIN = 1 << 14
+
+
+def to_float16(a):
+    """float64 ``a`` whose values are all float16 values (NaN, Inf included) as float16,
+    exactly, by the kernels; other cases through NumPy."""
+    lib = library()
+    if lib is None or a.size < CONVERT_MIN or a.dtype != np.float64:
+        return a.astype(np.float16, copy=False)
+    src = np.ascontiguousarray(a)
+    out = np.empty(a.shape, dtype=np.float16)
+    lib.mf_float64_to_float16(src.ctypes.data, out.ctypes.data, a.size)
+    return out
+
+
 def round_array(fmt, x, mode, key=0, event=0, index0=0):
     """float64 ``x`` rounded to ``fmt`` (float64 result), stochastic words from
     ``key``/``event`` and the elements' C-order index (plus ``index0``)."""

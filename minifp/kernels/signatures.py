@@ -14,9 +14,12 @@ MATMUL_ROWS = (("x", "f64*"), ("y", "f64*"), ("out", "f64*"), ("out2", "f64*"),
                ("wide", "i64"), ("direct", "i64"), ("key", "u64"), ("r0", "i64"),
                ("r1", "i64"), ("orow", "i64"), ("ocol", "i64"), ("ytrans", "i64"))
 
-ENTRY_POINTS = {"mf_round_array": ROUND_ARRAY, "mf_matmul_rows": MATMUL_ROWS}
+FLOAT64_TO_FLOAT16 = (("src", "f64*"), ("dst", "f64*"), ("count", "i64"))
+
+ENTRY_POINTS = {"mf_round_array": ROUND_ARRAY, "mf_matmul_rows": MATMUL_ROWS,
+                "mf_float64_to_float16": FLOAT64_TO_FLOAT16}
 
 #: the kernel numbers of the orders
 ORDERS = {"sequential": 0, "pairwise": 1, "blocked": 2, "exact": 3}
 
-ABI_VERSION = 3
+ABI_VERSION = 4
