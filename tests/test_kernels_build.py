@@ -66,6 +66,13 @@ def test_bad_choice_is_one_line(monkeypatch):
         kernels.library()
 
 
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_bad_thread_count_is_one_line(monkeypatch, value):
+    monkeypatch.setenv("MINIFP_THREADS", value)
+    with pytest.raises(ValueError, match=r"MINIFP_THREADS=.* is not a positive integer"):
+        kernels.threads()
+
+
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
 def test_cache_is_keyed_and_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIFP_CACHE_DIR", str(tmp_path))

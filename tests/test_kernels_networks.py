@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import minifp.functional as F
-from minifp import kernels
 from minifp.data import synthetic
 from minifp.nn.zoo import build_model
 from minifp.optim import LossScaler, build_optimizer
@@ -17,14 +16,7 @@ NETS = ["mlp", "lenet5", "cnn", "resnet", "vit"]
 POLICIES = ["float32", "float16", "bfloat16", "fp8", "posit8-mixed"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _need_kernels():
-    kernels.reset()
-    try:
-        if kernels.library() is None:
-            pytest.skip("the C kernels are unavailable on this machine")
-    except kernels.BuildError as e:
-        pytest.skip(str(e))
+pytestmark = pytest.mark.usefixtures("kernels_built")
 
 
 def _train(net, policy_name, stochastic=False, order="sequential"):

@@ -24,15 +24,7 @@ ACC_FORMATS = ["float32", "tf32", "float16", "bfloat16", "e5m2", "e4m3", "e4m3fn
 ORDERS = ["sequential", "pairwise", "blocked:3", "blocked:32", "exact"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _need_kernels():
-    kernels.reset()
-    try:
-        if kernels.library() is None:
-            pytest.skip("the C kernels are unavailable on this machine")
-    except kernels.BuildError as e:          # MINIFP_KERNELS=numpy in the environment
-        pytest.skip(str(e))
-    yield
+pytestmark = pytest.mark.usefixtures("kernels_built")
 
 
 def same_bits(a, b):

@@ -13,8 +13,6 @@ import os
 import threading
 import warnings
 
-import numpy as np
-
 from .build import BuildError
 
 CHOICES = ("auto", "c", "numpy")
@@ -88,9 +86,11 @@ def reset():
 
 
 def threads() -> int:
-    env = os.environ.get("MINIFP_THREADS")
+    env = os.environ.get("MINIFP_THREADS", "").strip()
     if env:
-        return max(1, int(env))
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"MINIFP_THREADS={env!r} is not a positive integer")
+        return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
@@ -130,9 +130,5 @@ def _check(rc):
         raise MemoryError("the kernels could not allocate their scratch memory")
 
 
-def _ptr(a):
-    return a.ctypes.data
-
-
-__all__ = ["library", "backend_name", "engine_info", "describe", "choice", "reset", "threads", "run_rows",
-           "BuildError", "KernelWarning", "np"]
+__all__ = ["library", "backend_name", "engine_info", "describe", "choice", "reset",
+           "threads", "run_rows", "BuildError", "KernelWarning"]

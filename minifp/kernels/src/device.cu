@@ -65,8 +65,12 @@ extern "C" __global__ void mf_matmul_rows_kernel(const double *x, const double *
     mf_i64 t = mf_dev_thread();
     mf_i64 r = r0 + t;
     (void)B;
-    /* ytrans (y given as (B, n, K)) is a host layout: the device launcher passes 0 */
-    if (t < 0 || r >= r1 || ytrans) return;
+    if (t < 0 || r >= r1) return;
+    if (ytrans) {      /* (B, n, K) is a host layout; a launch with it gives NaN, not bits */
+        mf_i64 j;
+        for (j = 0; j < n; j++) out[r * n + j] = mf_double(MF_NAN_BITS);
+        return;
+    }
     {
         double *mine = scratch + t * mf_dev_scratch_per_row(order, n);
         mf_kul *kul = (mf_kul *)mine;

@@ -19,7 +19,6 @@
 #endif
 #endif
 
-#define MF_LEVELS_FAST 66
 /* the vector loops: host.c compiles them in AVX-512 / AVX2 / baseline variants */
 #ifndef MF_VEC
 #define MF_VEC MF_FN
@@ -30,6 +29,8 @@
 #else
 #define MF_VFABS(x) mf_fabs(x)
 #endif   /* stack depth of the pairwise trees (K < 2**64) */
+
+#define MF_LEVELS 66   /* stack depth of the pairwise trees (K < 2**64) */
 
 typedef struct {
     const mf_i64 *F;     /* accumulator format */
@@ -156,149 +157,81 @@ MF_FN double mf_add_to_odd_fast(double s, double p) {
     return t.d;
 }
 
-/* RN_A(t) by two additions (valid for finite |t| <= max, F[F_MAGIC]) */
-MF_FN double mf_magic(double t, double minnorm, mf_u64 add) {
-    mf_du c;
-    c.u = mf_bits(t) & MF_EXP;
+/* RN_A(t) by two additions, t + c - c (orders.round_rne_inplace): valid for finite
+ * |t| <= max in a format with F[F_MAGIC]; written with a union so that it vectorises */
+MF_FN double mf_rne_fast(double t, double minnorm, mf_u64 add) {
+    mf_du v, c;
+    v.d = t;
+    c.u = v.u & MF_EXP;
     c.d = c.d < minnorm ? minnorm : c.d;
     c.u += add;
     return MF_DSUB(MF_DADD(t, c.d), c.d);
 }
 
-/* The fast sequential loop over a row, outputs zeroed by the caller: out[j] =
- * RN_A(out[j] + x_k*y[k][j]) for k = 0..K-1, the sum in float64 (`direct`: exact enough,
- * _float64_add_is_correct) or rounded to odd; returns nonzero if a value left
- * [-max, max] or was not finite. */
-MF_VEC int mf_seq_loop_direct(double *MF_RESTRICT out, const double *MF_RESTRICT y,
-                              const double *MF_RESTRICT xr, mf_i64 K, mf_i64 n, mf_i64 ys,
-                              double minnorm, mf_u64 add, double maxv) {
-    mf_i64 j, k;
-    mf_i64 bad = 0;   /* 64-bit, like the lanes: the reduction vectorises */
-    for (k = 0; k < K; k++) {
-        const double xv = xr[k];
-        const double *MF_RESTRICT yr = y + k * ys;
-        for (j = 0; j < n; j++) {
-            mf_du t, c;
-            t.d = MF_DADD(out[j], MF_DMUL(xv, yr[j]));
-            c.u = t.u & MF_EXP;
-            c.d = c.d < minnorm ? minnorm : c.d;
-            c.u += add;
-            t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
-            bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
-            out[j] = t.d;
-        }
-    }
-    return bad != 0;
-}
-MF_VEC int mf_seq_loop_odd(double *MF_RESTRICT out, const double *MF_RESTRICT y,
-                           const double *MF_RESTRICT xr, mf_i64 K, mf_i64 n, mf_i64 ys,
-                           double minnorm, mf_u64 add, double maxv) {
-    mf_i64 j, k;
-    mf_i64 bad = 0;
-    for (k = 0; k < K; k++) {
-        const double xv = xr[k];
-        const double *MF_RESTRICT yr = y + k * ys;
-        for (j = 0; j < n; j++) {
-            mf_du t, c;
-            t.d = mf_add_to_odd_fast(out[j], MF_DMUL(xv, yr[j]));
-            c.u = t.u & MF_EXP;
-            c.d = c.d < minnorm ? minnorm : c.d;
-            c.u += add;
-            t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
-            bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
-            out[j] = t.d;
-        }
-    }
-    return bad != 0;
+/* The fast sequential loops, outputs zeroed by the caller: out[j] = NEXT(out[j],
+ * x_k*y[k][j]) for k = 0..K-1, NEXT one of
+ *   MF_NEXT_DIRECT  RN_A(RN_64(s + p)) by two additions (`direct`: exact enough,
+ *                   _float64_add_is_correct),
+ *   MF_NEXT_ODD     RN_A of s + p rounded to odd, by two additions,
+ *   MF_NEXT_F32     float32 accumulators: the hardware conversion to float32 of s + p
+ *                   rounded to odd (one correct rounding: 24 <= 51 bits);
+ * one row, or four rows at once (register blocking: each y_k is read once for the four;
+ * rows o0..o3 with factors xr + q*K).  They return nonzero if a value left [-max, max]
+ * or was not finite (the caller then redoes the row with mf_sequential_row).  `bad` is
+ * 64-bit, like the lanes, so that its reduction vectorises. */
+#define MF_NEXT_DIRECT(s, p) mf_rne_fast(MF_DADD((s), (p)), minnorm, add)
+#define MF_NEXT_ODD(s, p) mf_rne_fast(mf_add_to_odd_fast((s), (p)), minnorm, add)
+#define MF_NEXT_F32(s, p) ((double)(float)mf_add_to_odd_fast((s), (p)))
+#define MF_OUT_OF_RANGE(v) ((mf_i64)!(MF_VFABS(v) <= maxv))
+
+#define MF_SEQ1(NAME, NEXT)                                                               \
+MF_VEC int NAME(double *MF_RESTRICT out, const double *MF_RESTRICT y,                     \
+                const double *MF_RESTRICT xr, mf_i64 K, mf_i64 n, mf_i64 ys,              \
+                double minnorm, mf_u64 add, double maxv) {                                \
+    mf_i64 j, k, bad = 0;                                                                 \
+    (void)minnorm; (void)add;                                                             \
+    for (k = 0; k < K; k++) {                                                             \
+        const double xv = xr[k];                                                          \
+        const double *MF_RESTRICT yr = y + k * ys;                                        \
+        for (j = 0; j < n; j++) {                                                         \
+            const double r = NEXT(out[j], MF_DMUL(xv, yr[j]));                            \
+            bad |= MF_OUT_OF_RANGE(r);                                                    \
+            out[j] = r;                                                                   \
+        }                                                                                 \
+    }                                                                                     \
+    return bad != 0;                                                                      \
 }
 
-/* float32 accumulators: RN_32(s + p) is the hardware conversion to float32 of s + p
- * rounded to odd in float64 (one correct rounding: 24 <= 51 bits). */
-MF_VEC int mf_seq_loop_f32(double *MF_RESTRICT out, const double *MF_RESTRICT y,
-                           const double *MF_RESTRICT xr, mf_i64 K, mf_i64 n, mf_i64 ys,
-                           double maxv) {
-    mf_i64 j, k;
-    mf_i64 bad = 0;
-    for (k = 0; k < K; k++) {
-        const double xv = xr[k];
-        const double *MF_RESTRICT yr = y + k * ys;
-        for (j = 0; j < n; j++) {
-            double r = (double)(float)mf_add_to_odd_fast(out[j], MF_DMUL(xv, yr[j]));
-            bad |= (mf_i64)!(MF_VFABS(r) <= maxv);
-            out[j] = r;
-        }
-    }
-    return bad != 0;
-}
-MF_VEC int mf_seq4_f32(double *MF_RESTRICT o0, double *MF_RESTRICT o1,
-                       double *MF_RESTRICT o2, double *MF_RESTRICT o3,
-                       const double *MF_RESTRICT y, const double *MF_RESTRICT xr,
-                       mf_i64 K, mf_i64 n, mf_i64 ys, double maxv) {
-    mf_i64 j, k;
-    mf_i64 bad = 0;
-    for (k = 0; k < K; k++) {
-        const double x0 = xr[k], x1 = xr[K + k], x2 = xr[2 * K + k], x3 = xr[3 * K + k];
-        const double *MF_RESTRICT yr = y + k * ys;
-        for (j = 0; j < n; j++) {
-            const double yv = yr[j];
-            double r0 = (double)(float)mf_add_to_odd_fast(o0[j], MF_DMUL(x0, yv));
-            double r1 = (double)(float)mf_add_to_odd_fast(o1[j], MF_DMUL(x1, yv));
-            double r2 = (double)(float)mf_add_to_odd_fast(o2[j], MF_DMUL(x2, yv));
-            double r3 = (double)(float)mf_add_to_odd_fast(o3[j], MF_DMUL(x3, yv));
-            bad |= (mf_i64)!(MF_VFABS(r0) <= maxv) | (mf_i64)!(MF_VFABS(r1) <= maxv)
-                 | (mf_i64)!(MF_VFABS(r2) <= maxv) | (mf_i64)!(MF_VFABS(r3) <= maxv);
-            o0[j] = r0; o1[j] = r1; o2[j] = r2; o3[j] = r3;
-        }
-    }
-    return bad != 0;
-}
-
-/* Four rows at once (register blocking: each y_k is read once for the four): rows
- * out + q*n, q = 0..3, with factors xr + q*K.  Same arithmetic per output. */
-#define MF_SEQ4_BODY(SUM)                                                                 \
+#define MF_SEQ4(NAME, NEXT)                                                               \
+MF_VEC int NAME(double *MF_RESTRICT o0, double *MF_RESTRICT o1, double *MF_RESTRICT o2,   \
+                double *MF_RESTRICT o3, const double *MF_RESTRICT y,                      \
+                const double *MF_RESTRICT xr, mf_i64 K, mf_i64 n, mf_i64 ys,              \
+                double minnorm, mf_u64 add, double maxv) {                                \
+    mf_i64 j, k, bad = 0;                                                                 \
+    (void)minnorm; (void)add;                                                             \
     for (k = 0; k < K; k++) {                                                             \
         const double x0 = xr[k], x1 = xr[K + k], x2 = xr[2 * K + k], x3 = xr[3 * K + k];   \
         const double *MF_RESTRICT yr = y + k * ys;                                        \
         for (j = 0; j < n; j++) {                                                         \
             const double yv = yr[j];                                                      \
-            mf_du t0, t1, t2, t3, c0, c1, c2, c3;                                         \
-            t0.d = SUM(o0[j], MF_DMUL(x0, yv)); t1.d = SUM(o1[j], MF_DMUL(x1, yv));       \
-            t2.d = SUM(o2[j], MF_DMUL(x2, yv)); t3.d = SUM(o3[j], MF_DMUL(x3, yv));       \
-            c0.u = t0.u & MF_EXP; c1.u = t1.u & MF_EXP;                                   \
-            c2.u = t2.u & MF_EXP; c3.u = t3.u & MF_EXP;                                   \
-            c0.d = c0.d < minnorm ? minnorm : c0.d; c1.d = c1.d < minnorm ? minnorm : c1.d; \
-            c2.d = c2.d < minnorm ? minnorm : c2.d; c3.d = c3.d < minnorm ? minnorm : c3.d; \
-            c0.u += add; c1.u += add; c2.u += add; c3.u += add;                           \
-            t0.d = MF_DSUB(MF_DADD(t0.d, c0.d), c0.d);                                    \
-            t1.d = MF_DSUB(MF_DADD(t1.d, c1.d), c1.d);                                    \
-            t2.d = MF_DSUB(MF_DADD(t2.d, c2.d), c2.d);                                    \
-            t3.d = MF_DSUB(MF_DADD(t3.d, c3.d), c3.d);                                    \
-            bad |= (mf_i64)!(MF_VFABS(t0.d) <= maxv) | (mf_i64)!(MF_VFABS(t1.d) <= maxv)   \
-                 | (mf_i64)!(MF_VFABS(t2.d) <= maxv) | (mf_i64)!(MF_VFABS(t3.d) <= maxv);  \
-            o0[j] = t0.d; o1[j] = t1.d; o2[j] = t2.d; o3[j] = t3.d;                        \
+            const double r0 = NEXT(o0[j], MF_DMUL(x0, yv));                               \
+            const double r1 = NEXT(o1[j], MF_DMUL(x1, yv));                               \
+            const double r2 = NEXT(o2[j], MF_DMUL(x2, yv));                               \
+            const double r3 = NEXT(o3[j], MF_DMUL(x3, yv));                               \
+            bad |= MF_OUT_OF_RANGE(r0) | MF_OUT_OF_RANGE(r1) | MF_OUT_OF_RANGE(r2)        \
+                 | MF_OUT_OF_RANGE(r3);                                                   \
+            o0[j] = r0; o1[j] = r1; o2[j] = r2; o3[j] = r3;                               \
         }                                                                                 \
-    }
-#define MF_PLAIN_SUM(a, b) MF_DADD((a), (b))
-MF_VEC int mf_seq4_direct(double *MF_RESTRICT o0, double *MF_RESTRICT o1,
-                          double *MF_RESTRICT o2, double *MF_RESTRICT o3,
-                          const double *MF_RESTRICT y, const double *MF_RESTRICT xr,
-                          mf_i64 K, mf_i64 n, mf_i64 ys, double minnorm, mf_u64 add,
-                          double maxv) {
-    mf_i64 j, k;
-    mf_i64 bad = 0;
-    MF_SEQ4_BODY(MF_PLAIN_SUM)
-    return bad != 0;
+    }                                                                                     \
+    return bad != 0;                                                                      \
 }
-MF_VEC int mf_seq4_odd(double *MF_RESTRICT o0, double *MF_RESTRICT o1,
-                       double *MF_RESTRICT o2, double *MF_RESTRICT o3,
-                       const double *MF_RESTRICT y, const double *MF_RESTRICT xr,
-                       mf_i64 K, mf_i64 n, mf_i64 ys, double minnorm, mf_u64 add,
-                       double maxv) {
-    mf_i64 j, k;
-    mf_i64 bad = 0;
-    MF_SEQ4_BODY(mf_add_to_odd_fast)
-    return bad != 0;
-}
+
+MF_SEQ1(mf_seq_loop_direct, MF_NEXT_DIRECT)
+MF_SEQ1(mf_seq_loop_odd, MF_NEXT_ODD)
+MF_SEQ1(mf_seq_loop_f32, MF_NEXT_F32)
+MF_SEQ4(mf_seq4_direct, MF_NEXT_DIRECT)
+MF_SEQ4(mf_seq4_odd, MF_NEXT_ODD)
+MF_SEQ4(mf_seq4_f32, MF_NEXT_F32)
 
 /* Columns [j0, j0 + len) of `rows` (1 or 4) consecutive rows of the fast sequential
  * loop (see mf_sequential_rne_row), rows of length n; 1 if a value left [-max, max]. */
@@ -314,8 +247,9 @@ MF_FN int mf_sequential_rne_tile(const mf_acc *A, const double *xr, const double
     double *o = out + j0;
     for (q = 0; q < rows; q++) for (j = 0; j < len; j++) o[q * n + j] = 0.0;
     if (F[F_F32])
-        return rows == 4 ? mf_seq4_f32(o, o + n, o + 2 * n, o + 3 * n, yt, xr, K, len, ys, maxv)
-                         : mf_seq_loop_f32(o, yt, xr, K, len, ys, maxv);
+        return rows == 4 ? mf_seq4_f32(o, o + n, o + 2 * n, o + 3 * n, yt, xr, K, len, ys,
+                                       minnorm, add, maxv)
+                         : mf_seq_loop_f32(o, yt, xr, K, len, ys, minnorm, add, maxv);
     if (rows == 4)
         return A->direct ? mf_seq4_direct(o, o + n, o + 2 * n, o + 3 * n, yt, xr, K, len, ys,
                                           minnorm, add, maxv)
@@ -336,7 +270,7 @@ MF_FN int mf_sequential_rne_row(const mf_acc *A, const double *xr, const double 
     const mf_u64 add = (mf_u64)F[F_MAGIC_ADD];
     mf_i64 j;
     for (j = 0; j < n; j++) out[j] = 0.0;
-    if (F[F_F32]) return mf_seq_loop_f32(out, y, xr, K, n, n, maxv);
+    if (F[F_F32]) return mf_seq_loop_f32(out, y, xr, K, n, n, minnorm, add, maxv);
     return A->direct ? mf_seq_loop_direct(out, y, xr, K, n, n, minnorm, add, maxv)
                      : mf_seq_loop_odd(out, y, xr, K, n, n, minnorm, add, maxv);
 }
@@ -347,12 +281,8 @@ MF_VEC int mf_merge_fast(double *MF_RESTRICT vb, const double *MF_RESTRICT vt, m
     mf_i64 j;
     mf_i64 bad = 0;   /* 64-bit, like the lanes: the reduction vectorises */
     for (j = 0; j < n; j++) {
-        mf_du t, c;
-        t.d = mf_add_to_odd_fast(vb[j], vt[j]);
-        c.u = t.u & MF_EXP;
-        c.d = c.d < minnorm ? minnorm : c.d;
-        c.u += add;
-        t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+        mf_du t;
+        t.d = mf_rne_fast(mf_add_to_odd_fast(vb[j], vt[j]), minnorm, add);
         bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
         vb[j] = t.d;
     }
@@ -373,12 +303,8 @@ MF_VEC int mf_leaf_fast(double *MF_RESTRICT v, const double *MF_RESTRICT yr, dou
         return bad != 0;
     }
     for (j = 0; j < n; j++) {
-        mf_du t, c;
-        t.d = MF_DMUL(xv, yr[j]);
-        c.u = t.u & MF_EXP;
-        c.d = c.d < minnorm ? minnorm : c.d;
-        c.u += add;
-        t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+        mf_du t;
+        t.d = mf_rne_fast(MF_DMUL(xv, yr[j]), minnorm, add);
         bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
         v[j] = t.d;
     }
@@ -394,7 +320,7 @@ MF_FN int mf_pairwise_rne_row(const mf_acc *A, const double *xr, const double *y
     const double maxv = mf_double((mf_u64)F[F_MAX_BITS]);
     const double minnorm = mf_double((mf_u64)F[F_MINNORM_BITS]);
     const mf_u64 add = (mf_u64)F[F_MAGIC_ADD];
-    int level[MF_LEVELS_FAST];
+    int level[MF_LEVELS];
     int depth = 0, bad = 0, rounded = !A->fma || K == 1;
     mf_i64 k, j;
     for (k = 0; k < K; k++) {
@@ -501,19 +427,11 @@ MF_VEC int mf_block_round_fast(double *MF_RESTRICT dst, const double *MF_RESTRIC
     mf_i64 j;
     mf_i64 bad = 0;
     for (j = 0; j < n; j++) {
-        mf_du t, c;
-        t.d = bs[j];
-        c.u = t.u & MF_EXP;
-        c.d = c.d < minnorm ? minnorm : c.d;
-        c.u += add;
-        t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+        mf_du t;
+        t.d = mf_rne_fast(bs[j], minnorm, add);
         bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
         if (!first) {
-            t.d = mf_add_to_odd_fast(s[j], t.d);
-            c.u = t.u & MF_EXP;
-            c.d = c.d < minnorm ? minnorm : c.d;
-            c.u += add;
-            t.d = MF_DSUB(MF_DADD(t.d, c.d), c.d);
+            t.d = mf_rne_fast(mf_add_to_odd_fast(s[j], t.d), minnorm, add);
             bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
         }
         dst[j] = t.d;
@@ -606,7 +524,6 @@ MF_FN void mf_exact_fast_row(const double *xr, const double *y, double *odd, dou
 }
 
 /* ---- pairwise -------------------------------------------------------------------- */
-#define MF_LEVELS 66
 typedef struct { int level; mf_i64 start; int leaf; } mf_node;
 
 /* merge entry `top` into `below` (values at vb, vt); result in vb */

@@ -259,14 +259,4 @@ MF_FN double mf_round(const mf_i64 *F, double x, int mode, mf_u64 word) {
     return F[F_KIND] ? mf_round_posit(F, x, mode, word) : mf_round_ieee(F, x, mode, word);
 }
 
-/* round-to-nearest-even by two additions (orders.round_rne_inplace): valid for finite
- * |x| <= max in a format with subnormals whose constant c is finite (F[F_MAGIC]) */
-MF_FN double mf_round_magic(const mf_i64 *F, double x) {
-    mf_u64 e = mf_bits(x) & MF_EXP;
-    double c = mf_double(e);
-    double minnorm = mf_double((mf_u64)F[F_MINNORM_BITS]);
-    if (c < minnorm) c = minnorm;
-    c = mf_double(mf_bits(c) + (mf_u64)F[F_MAGIC_ADD]);
-    return MF_DSUB(MF_DADD(x, c), c);
-}
 #endif
