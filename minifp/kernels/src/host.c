@@ -38,25 +38,36 @@ static const double *rows_of_y(const double *y, mf_i64 b, mf_i64 K, mf_i64 n, in
 
 /* The fast sequential path over rows [r0, r1): column tiles small enough that a tile of
  * y stays in cache for every row, four rows at once where they share a batch (ytrans: y
- * holds (B, n, K) and each tile is packed from it); a row where a value left
- * [-max, max] is then redone by the general row. */
+ * holds (B, n, K) and each tile is packed from it), without the range test in the loop
+ * where the tile's column maxima bound the partial sums (mf_rows_bounded); a row where
+ * a value left [-max, max] is then redone by the general row. */
 static int sequential_fast_rows(const mf_acc *A, const double *x, const double *y,
                                 double *out, mf_i64 m, mf_i64 K, mf_i64 n, mf_i64 r0,
                                 mf_i64 r1, mf_kul *kul, int ytrans) {
     mf_i64 tile = (MF_TILE_DOUBLES / (K ? K : 1)) & ~(mf_i64)7, j0, r, packed_b = -1;
     unsigned char *bad = (unsigned char *)calloc((size_t)(r1 - r0 + 1), 1);
     double *pack = NULL, *full = NULL;
+    double *ymax = (double *)malloc(sizeof(double) * (size_t)(K > 0 ? K : 1));
+    const mf_i64 *F = A->F;
+    const double maxv = mf_double((mf_u64)F[F_MAX_BITS]);
+    const double minnorm = mf_double((mf_u64)F[F_MINNORM_BITS]);
+    mf_i64 ymax_b;
     int failed = 0;
-    if (!bad) return 1;
+    if (!bad || !ymax) {
+        free(bad);
+        free(ymax);
+        return 1;
+    }
     if (tile < 64) tile = 64;
     if (tile > n) tile = n;
     if (ytrans && !(pack = (double *)malloc(sizeof(double) * (size_t)(K * tile > 0 ? K * tile : 1)))) {
+        free(ymax);
         free(bad);
         return 1;
     }
     for (j0 = 0; j0 < n; j0 += tile) {
         mf_i64 len = j0 + tile < n ? tile : n - j0;
-        packed_b = -1;
+        packed_b = ymax_b = -1;
         for (r = r0; r < r1;) {
             mf_i64 b = r / m;
             int rows = (r + 4 <= r1 && (r + 3) / m == b) ? 4 : 1;
@@ -73,7 +84,17 @@ static int sequential_fast_rows(const mf_acc *A, const double *x, const double *
                 yt = pack;
                 ys = len;
             }
-            if (mf_sequential_rne_tile(A, x + r * K, yt, ys, out + r * n, K, n, j0, len, rows)) {
+            int bounded = 0;
+            if (!F[F_F32]) {                       /* float32: no test in the loop */
+                if (b != ymax_b) {
+                    mf_column_max(yt, ys, K, len, ymax);
+                    ymax_b = b;
+                }
+                bounded = mf_rows_bounded(x + r * K, K, rows, ymax, K, F[F_PRECISION],
+                                          minnorm, maxv);
+            }
+            if (mf_sequential_rne_tile(A, x + r * K, yt, ys, out + r * n, K, n, j0, len, rows,
+                                       bounded)) {
                 mf_i64 q;
                 for (q = 0; q < rows; q++) bad[r - r0 + q] = 1;
             }
@@ -89,6 +110,7 @@ static int sequential_fast_rows(const mf_acc *A, const double *x, const double *
         mf_sequential_row(A, x + r * K, yb, out + r * n, K, n,
                           (mf_u64)(b * m * n + (r % m) * A->orow), kul);
     }
+    free(ymax);
     free(full);
     free(pack);
     free(bad);
@@ -150,6 +172,7 @@ int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
     double *scratch = NULL;
     mf_span *spans = NULL;
     unsigned char *special = NULL;
+    double *ymax = NULL;
     mf_i64 r, nn = n ? n : 1, span_batch = -1;
     mf_i64 b_spans = order == MF_ORDER_EXACT ? MF_EXACT_CHUNK : block;
     int fast_rne = mode == MF_RNE && !wide && F[F_MAGIC];
@@ -158,8 +181,10 @@ int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
     if (!kul) return 1;
     mf_kul_init(&kul[0]);
     mf_kul_init(&kul[1]);
-    if (order == MF_ORDER_PAIRWISE)
+    if (order == MF_ORDER_PAIRWISE) {
         scratch = (double *)malloc(sizeof(double) * MF_LEVELS * (size_t)nn);
+        ymax = (double *)malloc(sizeof(double) * (size_t)(K > 0 ? K : 1));
+    }
     if (order == MF_ORDER_BLOCKED || order == MF_ORDER_EXACT)
         scratch = (double *)malloc(sizeof(double) * 2 * (size_t)nn);
     if (certified)
@@ -170,6 +195,7 @@ int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
         if (kuls) for (r = 0; r < nn; r++) mf_kul_init(&kuls[r]);
     }
     if ((order != MF_ORDER_SEQUENTIAL && !scratch) || (certified && !spans)
+        || (order == MF_ORDER_PAIRWISE && !ymax)
         || (order == MF_ORDER_EXACT && (!kuls || !special))) failed = 1;
     A.F = F; A.mode = (int)mode; A.fma = (int)fma; A.wide = (int)wide; A.direct = (int)direct;
     A.key = key;
@@ -204,13 +230,17 @@ int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
             mf_column_spans(spans, yb, K, n, b_spans);
             span_batch = b;
         }
+        if (order == MF_ORDER_PAIRWISE && fast_rne && b != span_batch) {
+            mf_column_max(yb, n, K, n, ymax);
+            span_batch = b;
+        }
         switch (order) {
         case MF_ORDER_SEQUENTIAL:
             if (fast_rne && fma && !mf_sequential_rne_row(&A, xr, yb, o, K, n)) break;
             mf_sequential_row(&A, xr, yb, o, K, n, o0, kul);
             break;
         case MF_ORDER_PAIRWISE:
-            if (fast_rne && !mf_pairwise_rne_row(&A, xr, yb, o, K, n, scratch)) break;
+            if (fast_rne && !mf_pairwise_rne_row(&A, xr, yb, o, K, n, scratch, ymax)) break;
             mf_pairwise_row(&A, xr, yb, o, K, n, o0, scratch, kul);
             break;
         case MF_ORDER_BLOCKED:
@@ -222,6 +252,7 @@ int mf_matmul_rows(const double *x, const double *y, double *out, double *out2,
                               kuls, special);
         }
     }
+    free(ymax);
     free(special);
     free(kuls);
     free(spans);

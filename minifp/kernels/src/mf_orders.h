@@ -176,15 +176,20 @@ MF_FN double mf_rne_fast(double t, double minnorm, mf_u64 add) {
  *   MF_NEXT_F32     float32 accumulators: the hardware conversion to float32 of s + p
  *                   rounded to odd (one correct rounding: 24 <= 51 bits);
  * one row, or four rows at once (register blocking: each y_k is read once for the four;
- * rows o0..o3 with factors xr + q*K).  They return nonzero if a value left [-max, max]
- * or was not finite (the caller then redoes the row with mf_sequential_row).  `bad` is
- * 64-bit, like the lanes, so that its reduction vectorises. */
+ * rows o0..o3 with factors xr + q*K).  CHECK 1: they return nonzero if a partial sum
+ * left [-max, max] or was not finite (the caller then redoes the row with
+ * mf_sequential_row); `bad` is 64-bit, like the lanes, so that its reduction vectorises.
+ * CHECK 0: no test in the loop, for rows whose partial sums provably stay below max
+ * (mf_rows_bounded) and for float32 accumulators, whose overflow is an Inf or NaN that
+ * stays one to the end; the results are tested instead (MF_RESULTS_BAD). */
 #define MF_NEXT_DIRECT(s, p) mf_rne_fast(MF_DADD((s), (p)), minnorm, add)
 #define MF_NEXT_ODD(s, p) mf_rne_fast(mf_add_to_odd_fast((s), (p)), minnorm, add)
 #define MF_NEXT_F32(s, p) ((double)(float)mf_add_to_odd_fast((s), (p)))
 #define MF_OUT_OF_RANGE(v) ((mf_i64)!(MF_VFABS(v) <= maxv))
+#define MF_RESULTS_BAD(o)                                                                  \
+    for (j = 0; j < n; j++) bad |= MF_OUT_OF_RANGE((o)[j]);
 
-#define MF_SEQ1(NAME, NEXT)                                                               \
+#define MF_SEQ1(NAME, NEXT, CHECK)                                                        \
 MF_VEC int NAME(double *MF_RESTRICT out, const double *MF_RESTRICT y,                     \
                 const double *MF_RESTRICT xr, mf_i64 K, mf_i64 n, mf_i64 ys,              \
                 double minnorm, mf_u64 add, double maxv) {                                \
@@ -195,14 +200,15 @@ MF_VEC int NAME(double *MF_RESTRICT out, const double *MF_RESTRICT y,           
         const double *MF_RESTRICT yr = y + k * ys;                                        \
         for (j = 0; j < n; j++) {                                                         \
             const double r = NEXT(out[j], MF_DMUL(xv, yr[j]));                            \
-            bad |= MF_OUT_OF_RANGE(r);                                                    \
+            if (CHECK) bad |= MF_OUT_OF_RANGE(r);                                         \
             out[j] = r;                                                                   \
         }                                                                                 \
     }                                                                                     \
+    if (!CHECK) { MF_RESULTS_BAD(out) }                                                   \
     return bad != 0;                                                                      \
 }
 
-#define MF_SEQ4(NAME, NEXT)                                                               \
+#define MF_SEQ4(NAME, NEXT, CHECK)                                                        \
 MF_VEC int NAME(double *MF_RESTRICT o0, double *MF_RESTRICT o1, double *MF_RESTRICT o2,   \
                 double *MF_RESTRICT o3, const double *MF_RESTRICT y,                      \
                 const double *MF_RESTRICT xr, mf_i64 K, mf_i64 n, mf_i64 ys,              \
@@ -218,26 +224,77 @@ MF_VEC int NAME(double *MF_RESTRICT o0, double *MF_RESTRICT o1, double *MF_RESTR
             const double r1 = NEXT(o1[j], MF_DMUL(x1, yv));                               \
             const double r2 = NEXT(o2[j], MF_DMUL(x2, yv));                               \
             const double r3 = NEXT(o3[j], MF_DMUL(x3, yv));                               \
-            bad |= MF_OUT_OF_RANGE(r0) | MF_OUT_OF_RANGE(r1) | MF_OUT_OF_RANGE(r2)        \
-                 | MF_OUT_OF_RANGE(r3);                                                   \
+            if (CHECK) bad |= MF_OUT_OF_RANGE(r0) | MF_OUT_OF_RANGE(r1)                   \
+                            | MF_OUT_OF_RANGE(r2) | MF_OUT_OF_RANGE(r3);                  \
             o0[j] = r0; o1[j] = r1; o2[j] = r2; o3[j] = r3;                               \
         }                                                                                 \
     }                                                                                     \
+    if (!CHECK) { MF_RESULTS_BAD(o0) MF_RESULTS_BAD(o1) MF_RESULTS_BAD(o2)                \
+                  MF_RESULTS_BAD(o3) }                                                    \
     return bad != 0;                                                                      \
 }
 
-MF_SEQ1(mf_seq_loop_direct, MF_NEXT_DIRECT)
-MF_SEQ1(mf_seq_loop_odd, MF_NEXT_ODD)
-MF_SEQ1(mf_seq_loop_f32, MF_NEXT_F32)
-MF_SEQ4(mf_seq4_direct, MF_NEXT_DIRECT)
-MF_SEQ4(mf_seq4_odd, MF_NEXT_ODD)
-MF_SEQ4(mf_seq4_f32, MF_NEXT_F32)
+MF_SEQ1(mf_seq_loop_direct, MF_NEXT_DIRECT, 1)
+MF_SEQ1(mf_seq_loop_odd, MF_NEXT_ODD, 1)
+MF_SEQ1(mf_seq_loop_direct_bounded, MF_NEXT_DIRECT, 0)
+MF_SEQ1(mf_seq_loop_odd_bounded, MF_NEXT_ODD, 0)
+MF_SEQ1(mf_seq_loop_f32, MF_NEXT_F32, 0)
+MF_SEQ4(mf_seq4_direct, MF_NEXT_DIRECT, 1)
+MF_SEQ4(mf_seq4_odd, MF_NEXT_ODD, 1)
+MF_SEQ4(mf_seq4_direct_bounded, MF_NEXT_DIRECT, 0)
+MF_SEQ4(mf_seq4_odd_bounded, MF_NEXT_ODD, 0)
+MF_SEQ4(mf_seq4_f32, MF_NEXT_F32, 0)
+
+MF_FN int mf_ceil_log2(mf_i64 v) { int r = 0; while (((mf_i64)1 << r) < v) r++; return r; }
+
+/* ymax[k] = max_j |y[k*ys + j]| over len columns (a NaN stays NaN) */
+MF_FN void mf_column_max(const double *y, mf_i64 ys, mf_i64 K, mf_i64 len, double *ymax) {
+    mf_i64 k, j;
+    for (k = 0; k < K; k++) {
+        double m = 0.0;
+        for (j = 0; j < len; j++) {
+            double a = mf_fabs(y[k * ys + j]);
+            m = (a > m || a != a) ? a : m;
+        }
+        ymax[k] = m;
+    }
+}
+
+/* 1 if every partial sum of the fast sequential loop (or node of the fast pairwise
+ * tree) for rows xr + q*K (q < rows), against columns whose maxima are
+ * ymax[k] = max_j |y_kj|, provably stays in [-max, max].  Each rounded addition is
+ * monotone in |a| + |b| and at most (1 + u')(|a| + |b|) plus the quantum below the
+ * smallest normal (u' = 2**-precision for RN_A, and 2**-52 for the float64 add, or its
+ * rounding to odd, before it); a value is at most `steps` additions above its products
+ * (K for sequential, ceil(log2 K) + 1 for pairwise), so with T = sum_k |x_k| ymax_k,
+ * |s| <= (1 + u')^steps T + K minnorm, and (1 + u')^S <= 1 + Su' + (Su')^2 for
+ * Su' <= 1/2; a last margin covers the float64 sums here.  Non-finite data fail (NaN compares false,
+ * and 0 * Inf is NaN). */
+MF_FN int mf_rows_bounded(const double *xr, mf_i64 K, mf_i64 rows, const double *ymax,
+                          mf_i64 steps, mf_i64 precision, double minnorm, double maxv) {
+    double ku, growth, worst = 0.0;
+    mf_i64 k, q;
+    if (precision < 1 || precision > 50) return 0;
+    ku = MF_DMUL((double)steps, MF_DADD(mf_pow2(-(int)precision), mf_pow2(-52)));
+    if (!(ku <= 0.5)) return 0;
+    growth = 1.0 + ku + ku * ku;
+    for (q = 0; q < rows; q++) {
+        double t = 0.0;
+        for (k = 0; k < K; k++) t += mf_fabs(xr[q * K + k]) * ymax[k];
+        if (!(t == t)) return 0;
+        if (t > worst) worst = t;
+    }
+    /* the float64 sum of K non-negative terms: relative error below (K + 1) 2**-52 */
+    return (worst * growth * (1.0 + (double)(K + 2) * mf_pow2(-52)) + (double)K * minnorm)
+           * (1.0 + mf_pow2(-40)) < maxv;
+}
 
 /* Columns [j0, j0 + len) of `rows` (1 or 4) consecutive rows of the fast sequential
- * loop (see mf_sequential_rne_row), rows of length n; 1 if a value left [-max, max]. */
+ * loop (see mf_sequential_rne_row), rows of length n; `bounded`: mf_rows_bounded holds
+ * for these rows and columns; 1 if a value left [-max, max]. */
 MF_FN int mf_sequential_rne_tile(const mf_acc *A, const double *xr, const double *yt,
                                  mf_i64 ys, double *out, mf_i64 K, mf_i64 n, mf_i64 j0,
-                                 mf_i64 len, int rows) {
+                                 mf_i64 len, int rows, int bounded) {
     /* yt: column j0 of row 0 of y, rows ys apart */
     const mf_i64 *F = A->F;
     const double maxv = mf_double((mf_u64)F[F_MAX_BITS]);
@@ -246,17 +303,18 @@ MF_FN int mf_sequential_rne_tile(const mf_acc *A, const double *xr, const double
     mf_i64 j, q;
     double *o = out + j0;
     for (q = 0; q < rows; q++) for (j = 0; j < len; j++) o[q * n + j] = 0.0;
-    if (F[F_F32])
-        return rows == 4 ? mf_seq4_f32(o, o + n, o + 2 * n, o + 3 * n, yt, xr, K, len, ys,
-                                       minnorm, add, maxv)
-                         : mf_seq_loop_f32(o, yt, xr, K, len, ys, minnorm, add, maxv);
-    if (rows == 4)
-        return A->direct ? mf_seq4_direct(o, o + n, o + 2 * n, o + 3 * n, yt, xr, K, len, ys,
-                                          minnorm, add, maxv)
-                         : mf_seq4_odd(o, o + n, o + 2 * n, o + 3 * n, yt, xr, K, len, ys,
-                                       minnorm, add, maxv);
-    return A->direct ? mf_seq_loop_direct(o, yt, xr, K, len, ys, minnorm, add, maxv)
-                     : mf_seq_loop_odd(o, yt, xr, K, len, ys, minnorm, add, maxv);
+#define MF_TILE_CALL(LOOP1, LOOP4)                                                         \
+    return rows == 4 ? LOOP4(o, o + n, o + 2 * n, o + 3 * n, yt, xr, K, len, ys, minnorm,  \
+                             add, maxv)                                                    \
+                     : LOOP1(o, yt, xr, K, len, ys, minnorm, add, maxv)
+    if (F[F_F32]) MF_TILE_CALL(mf_seq_loop_f32, mf_seq4_f32);
+    if (A->direct) {
+        if (bounded) MF_TILE_CALL(mf_seq_loop_direct_bounded, mf_seq4_direct_bounded);
+        MF_TILE_CALL(mf_seq_loop_direct, mf_seq4_direct);
+    }
+    if (bounded) MF_TILE_CALL(mf_seq_loop_odd_bounded, mf_seq4_odd_bounded);
+    MF_TILE_CALL(mf_seq_loop_odd, mf_seq4_odd);
+#undef MF_TILE_CALL
 }
 
 /* Sequential round-to-nearest-even by two additions (orders._sequential_fast): exact for
@@ -275,16 +333,30 @@ MF_FN int mf_sequential_rne_row(const mf_acc *A, const double *xr, const double 
                      : mf_seq_loop_odd(out, y, xr, K, n, n, minnorm, add, maxv);
 }
 
-/* vb[j] = RN_A(vb[j] + vt[j]) (to odd first), for the fast pairwise tree */
+/* The fast pairwise tree (nearest-even by two additions).  A merge of two values of A
+ * is RN_A(RN_64(a + b)), one correct rounding (Figueroa: 53 >= 2p + 1, and the float64
+ * sum of two values of A neither underflows inexactly nor overflows below A's range);
+ * a merge with an unrounded product (fma leaves) goes through to_odd. */
+#define MF_MERGE_A(a, b) mf_rne_fast(MF_DADD((a), (b)), minnorm, add)
+#define MF_MERGE_ODD(a, b) mf_rne_fast(mf_add_to_odd_fast((a), (b)), minnorm, add)
+
+/* vb[j] = merge(vb[j], vt[j]); `raw`: one of them is an unrounded product */
 MF_VEC int mf_merge_fast(double *MF_RESTRICT vb, const double *MF_RESTRICT vt, mf_i64 n,
-                        double minnorm, mf_u64 add, double maxv) {
+                        int raw, double minnorm, mf_u64 add, double maxv) {
     mf_i64 j;
     mf_i64 bad = 0;   /* 64-bit, like the lanes: the reduction vectorises */
-    for (j = 0; j < n; j++) {
-        mf_du t;
-        t.d = mf_rne_fast(mf_add_to_odd_fast(vb[j], vt[j]), minnorm, add);
-        bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
-        vb[j] = t.d;
+    if (raw) {
+        for (j = 0; j < n; j++) {
+            const double t = MF_MERGE_ODD(vb[j], vt[j]);
+            bad |= MF_OUT_OF_RANGE(t);
+            vb[j] = t;
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            const double t = MF_MERGE_A(vb[j], vt[j]);
+            bad |= MF_OUT_OF_RANGE(t);
+            vb[j] = t;
+        }
     }
     return bad != 0;
 }
@@ -297,7 +369,7 @@ MF_VEC int mf_leaf_fast(double *MF_RESTRICT v, const double *MF_RESTRICT yr, dou
     if (!rounded) {
         for (j = 0; j < n; j++) {
             double p = MF_DMUL(xv, yr[j]);
-            bad |= (mf_i64)!(MF_VFABS(p) <= maxv);   /* also catches Inf/NaN data */
+            bad |= MF_OUT_OF_RANGE(p);            /* also catches Inf/NaN data */
             v[j] = p;
         }
         return bad != 0;
@@ -305,39 +377,97 @@ MF_VEC int mf_leaf_fast(double *MF_RESTRICT v, const double *MF_RESTRICT yr, dou
     for (j = 0; j < n; j++) {
         mf_du t;
         t.d = mf_rne_fast(MF_DMUL(xv, yr[j]), minnorm, add);
-        bad |= (mf_i64)!(MF_VFABS(t.d) <= maxv);
+        bad |= MF_OUT_OF_RANGE(t.d);
         v[j] = t.d;
     }
     return bad != 0;
 }
 
+/* Eight leaves k..k+7 merged in registers into their level-3 node: v[j] = the node of
+ * x8[i] * y[i*ys + j], i < 8 (LEAF: the product, rounded or not; M0: the level-0
+ * merge).  CHECK 0: for rows whose nodes provably stay below max (mf_rows_bounded). */
+#define MF_PW8(NAME, LEAF, M0, CHECK)                                                      \
+MF_VEC int NAME(double *MF_RESTRICT v, const double *MF_RESTRICT y, mf_i64 ys,            \
+                const double *MF_RESTRICT x8, mf_i64 n, double minnorm, mf_u64 add,       \
+                double maxv) {                                                            \
+    const double x0 = x8[0], x1 = x8[1], x2 = x8[2], x3 = x8[3];                          \
+    const double x4 = x8[4], x5 = x8[5], x6 = x8[6], x7 = x8[7];                          \
+    mf_i64 j, bad = 0;                                                                    \
+    (void)minnorm; (void)add;                                                             \
+    for (j = 0; j < n; j++) {                                                             \
+        const double p0 = LEAF(x0, y[j]), p1 = LEAF(x1, y[ys + j]);                        \
+        const double p2 = LEAF(x2, y[2 * ys + j]), p3 = LEAF(x3, y[3 * ys + j]);           \
+        const double p4 = LEAF(x4, y[4 * ys + j]), p5 = LEAF(x5, y[5 * ys + j]);           \
+        const double p6 = LEAF(x6, y[6 * ys + j]), p7 = LEAF(x7, y[7 * ys + j]);           \
+        const double a = M0(p0, p1), b = M0(p2, p3), c = M0(p4, p5), d = M0(p6, p7);       \
+        const double e = MF_MERGE_A(a, b), f = MF_MERGE_A(c, d);                           \
+        const double g = MF_MERGE_A(e, f);                                                \
+        if (CHECK)                                                                        \
+            bad |= MF_OUT_OF_RANGE(p0) | MF_OUT_OF_RANGE(p1) | MF_OUT_OF_RANGE(p2)        \
+                 | MF_OUT_OF_RANGE(p3) | MF_OUT_OF_RANGE(p4) | MF_OUT_OF_RANGE(p5)        \
+                 | MF_OUT_OF_RANGE(p6) | MF_OUT_OF_RANGE(p7) | MF_OUT_OF_RANGE(a)         \
+                 | MF_OUT_OF_RANGE(b) | MF_OUT_OF_RANGE(c) | MF_OUT_OF_RANGE(d)           \
+                 | MF_OUT_OF_RANGE(e) | MF_OUT_OF_RANGE(f) | MF_OUT_OF_RANGE(g);          \
+        v[j] = g;                                                                         \
+    }                                                                                     \
+    return bad != 0;                                                                      \
+}
+#define MF_LEAF_RAW(x, y) MF_DMUL((x), (y))
+#define MF_LEAF_ROUNDED(x, y) mf_rne_fast(MF_DMUL((x), (y)), minnorm, add)
+MF_PW8(mf_pw8_fma, MF_LEAF_RAW, MF_MERGE_ODD, 1)
+MF_PW8(mf_pw8_fma_bounded, MF_LEAF_RAW, MF_MERGE_ODD, 0)
+MF_PW8(mf_pw8_rounded, MF_LEAF_ROUNDED, MF_MERGE_A, 1)
+MF_PW8(mf_pw8_rounded_bounded, MF_LEAF_ROUNDED, MF_MERGE_A, 0)
+
 /* The pairwise tree with nearest-even rounding by two additions (operands not wide, a
- * format with F[F_MAGIC]); returns 1 where a value left [-max, max] or was not finite
- * (the caller redoes the row with mf_pairwise_row). */
+ * format with F[F_MAGIC]): groups of eight leaves through MF_PW8, the rest leaf by leaf;
+ * returns 1 where a value left [-max, max] or was not finite (the caller redoes the row
+ * with mf_pairwise_row).  ymax: the column maxima of y (mf_column_max), or NULL. */
 MF_FN int mf_pairwise_rne_row(const mf_acc *A, const double *xr, const double *y,
-                              double *out, mf_i64 K, mf_i64 n, double *stack) {
+                              double *out, mf_i64 K, mf_i64 n, double *stack,
+                              const double *ymax) {
     const mf_i64 *F = A->F;
     const double maxv = mf_double((mf_u64)F[F_MAX_BITS]);
     const double minnorm = mf_double((mf_u64)F[F_MINNORM_BITS]);
     const mf_u64 add = (mf_u64)F[F_MAGIC_ADD];
-    int level[MF_LEVELS];
-    int depth = 0, bad = 0, rounded = !A->fma || K == 1;
+    int level[MF_LEVELS], raw[MF_LEVELS];
+    int depth = 0, bad = 0, rounded = !A->fma || K == 1, bounded = 0;
     mf_i64 k, j;
+    if (ymax)
+        bounded = mf_rows_bounded(xr, K, 1, ymax, mf_ceil_log2(K) + 1, F[F_PRECISION],
+                                  minnorm, maxv);
     for (k = 0; k < K; k++) {
-        bad |= mf_leaf_fast(stack + (mf_i64)depth * n, y + k * n, xr[k], n, rounded,
-                            minnorm, add, maxv);
-        level[depth++] = 0;
+        double *v = stack + (mf_i64)depth * n;
+        if (k + 8 <= K && (k & 7) == 0) {
+            const double *yk = y + k * n;
+            if (rounded)
+                bad |= bounded ? mf_pw8_rounded_bounded(v, yk, n, xr + k, n, minnorm, add, maxv)
+                               : mf_pw8_rounded(v, yk, n, xr + k, n, minnorm, add, maxv);
+            else
+                bad |= bounded ? mf_pw8_fma_bounded(v, yk, n, xr + k, n, minnorm, add, maxv)
+                               : mf_pw8_fma(v, yk, n, xr + k, n, minnorm, add, maxv);
+            level[depth] = 3;
+            raw[depth++] = 0;
+            k += 7;
+        } else {
+            bad |= mf_leaf_fast(v, y + k * n, xr[k], n, rounded, minnorm, add, maxv);
+            level[depth] = 0;
+            raw[depth++] = !rounded;
+        }
         while (depth >= 2 && level[depth - 1] == level[depth - 2]) {
             bad |= mf_merge_fast(stack + (mf_i64)(depth - 2) * n,
-                                 stack + (mf_i64)(depth - 1) * n, n, minnorm, add, maxv);
+                                 stack + (mf_i64)(depth - 1) * n, n,
+                                 raw[depth - 1] || raw[depth - 2], minnorm, add, maxv);
             level[depth - 2]++;
+            raw[depth - 2] = 0;
             depth--;
         }
     }
     while (depth >= 2) {
         bad |= mf_merge_fast(stack + (mf_i64)(depth - 2) * n, stack + (mf_i64)(depth - 1) * n,
-                             n, minnorm, add, maxv);
+                             n, raw[depth - 1] || raw[depth - 2], minnorm, add, maxv);
         level[depth - 2]++;
+        raw[depth - 2] = 0;
         depth--;
     }
     for (j = 0; j < n; j++) out[j] = stack[j];
@@ -373,7 +503,6 @@ MF_FN int mf_span_exact(const mf_span *a, const mf_span *b, int log2count) {
     return a->ex + b->ex + log2count <= a->lx + b->lx + 53 && a->lx + b->lx >= -1074
         && a->ex + b->ex + log2count <= 1023;
 }
-MF_FN int mf_ceil_log2(mf_i64 v) { int r = 0; while (((mf_i64)1 << r) < v) r++; return r; }
 
 /* the block sums of one row: bs[j] = sum over k0 <= k < k1 of xr[k] * y[k][j] in plain
  * float64 (exact where the caller's certificate holds) */
