@@ -238,3 +238,63 @@ def test_float16_results_convert_exactly():
     nan = np.isnan(values)
     assert (got.view(np.uint16)[~nan] == np.tile(codes, 2)[~nan]).all()
     assert np.isnan(got[nan]).all()
+
+
+# ------------------------------------------------- fast paths at realistic shapes
+
+def _wide_case(kind, seed):
+    """(x (8, K), y (K, 70)): four-row groups, column tiles, the bounded and checked loops."""
+    r = np.random.default_rng(seed)
+    K = 37 if seed % 2 else 40          # pairwise: groups of eight leaves and a remainder
+    x = r.standard_normal((8, K))
+    y = r.standard_normal((K, 70)) / np.sqrt(K)
+    if kind == "big":                   # partial sums beyond float16's max, then back
+        x[:4] = 3000.0
+        y[:K // 2, ::3] = 20.0
+        y[K // 2:, ::3] = -20.0
+    elif kind == "bounce":              # pairs beyond float16's max that cancel at once
+        x[:4] = 3000.0
+        y[:, ::3] = np.where(np.arange(K) % 4 < 2, 20.0, -20.0)[:, None]
+    elif kind == "f32-overflow":        # a float32 partial sum overflows mid-sum
+        x[2, 5] = x[2, 6] = 3e38
+        y[5, 3] = y[6, 3] = 1.0
+        y[7:, 3] = 0.0
+    elif kind == "nan":
+        x[5, 9] = np.nan
+        y[11, 40] = np.inf
+    elif kind == "tiny":                # partial sums in the subnormal ranges
+        x *= 2.0 ** -70
+        y *= 2.0 ** -70
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["plain", "big", "bounce", "f32-overflow", "nan", "tiny"])
+@pytest.mark.parametrize("acc_name", ["float16", "float32", "bfloat16", "e5m2", "e4m3"])
+def test_fast_paths_match_numpy(monkeypatch, kind, acc_name):
+    """The vectorised loops (rows bounded by the column maxima or range-checked, float32's
+    result test, pairwise's eight-leaf groups) on outputs wide enough to reach them."""
+    for seed in (1, 2):
+        x, y = _wide_case(kind, seed)
+        for order, fma in itertools.product(["sequential", "pairwise"], [True, False]):
+            acc = Accumulation(acc_name, order, fma, "nearest_even")
+            for a, b in ((x, y), (x.astype(np.float16), y.astype(np.float16))):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    assert_same(monkeypatch, lambda: engine.matmul(a, b, acc),
+                                f"{acc} {kind} {a.dtype} seed {seed}")
+
+
+@pytest.mark.parametrize("kind", ["f16", "f32", "mixed", "special", "ties", "f64"])
+def test_kernel_exact_order_matches_reference(kind):
+    """The kernels' exact order itself (the engine first tries one certified float64 BLAS
+    product, so certifiable data would not reach it): odd and nearest sums as
+    orders.exact gives them."""
+    from minifp.accumulate import orders
+    from minifp.kernels.host import matmul_order
+    acc = Accumulation("float16", "exact")
+    for seed, (m, K, n) in enumerate([(3, 37, 5), (6, 300, 9), (9, 13, 2)]):
+        x = _data(kind, (m, K), seed).astype(np.float64)[None]
+        y = _data(kind, (K, n), seed + 50).astype(np.float64)[None]
+        with np.errstate(invalid="ignore", over="ignore"):
+            want = orders.exact(x, y)
+            got = matmul_order(acc, x, y, 0, False, False)
+        assert same_bits(want[0], got[0]) and same_bits(want[1], got[1]), (kind, m, K, n)

@@ -75,6 +75,10 @@ def _reduce(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
     if acc.rounding is Rounding.STOCHASTIC and kind != "exact":
         check_rng(acc.rounding, rng)
         sr = Stream.from_rng(rng, xp)       # the reduction's one key
+    if kind == "exact":       # one float64 BLAS product, where it is provably exact
+        near = orders.exact_by_float64(x, y, orders.operand_bits(x, y, bits), quanta)
+        if near is not None:
+            return _exact_overflow(acc, x, y, near, near)
     if kind != "native" and xp is np and kernels.library() is not None:
         return _reduce_kernels(acc, x, y, sr, bits)
     if kind == "sequential":
@@ -85,12 +89,7 @@ def _reduce(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
         return orders.blocked(acc, x, y, sr, bits, quanta), None
     if kind == "exact":
         odd, near = orders.exact(x, y)
-        fmt = acc.format
-        if fmt.precision >= 53 and getattr(fmt, "overflow", "inf") != "inf":
-            over = orders.finite_outputs(x, y) & ~array_module(near).isfinite(near)
-            if bool(over.any()):         # a finite exact sum beyond float64: the rule
-                odd = near = orders._finite_overflow(fmt, near, finite=over)
-        return near, odd
+        return _exact_overflow(acc, x, y, near, odd)
     if kind == "native":
         return orders.round_acc(acc, orders.native(acc, x, y), sr, 1,
                                 orders.output_index(xp, *x.shape[:2], y.shape[-1])), None
@@ -111,9 +110,17 @@ def _reduce_kernels(acc, x, y, sr, bits):
     if acc.order.kind != "exact":
         return matmul_order(acc, x, y, key, is_wide, direct), None
     odd, near = matmul_order(acc, x, y, key, is_wide, direct)
+    return _exact_overflow(acc, x, y, near, odd)
+
+
+def _exact_overflow(acc, x, y, near, odd):
+    """(near, odd) of the exact order, with a finite exact sum beyond float64 replaced by
+    the overflow value of a float64-wide accumulator with :sat or :nan."""
+    fmt = acc.format
     if fmt.precision >= 53 and getattr(fmt, "overflow", "inf") != "inf":
-        over = orders.finite_outputs(x, y) & ~np.isfinite(near)
-        if bool(over.any()):
+        xp = array_module(near)
+        over = orders.finite_outputs(x, y) & ~xp.isfinite(near)
+        if bool(over.any()):         # a finite exact sum beyond float64: the rule
             odd = near = orders._finite_overflow(fmt, near, finite=over)
     return near, odd
 

@@ -616,29 +616,61 @@ def _blas_block_sums(x, y, b, bits, quanta):
     xs = xp.ascontiguousarray(x.reshape(B, m, nb, b).transpose(0, 2, 1, 3))   # (B, nb, m, b)
     ys = y.reshape(B, nb, b, n)
     sums = xp.matmul(xs, ys)                                                  # (B, nb, m, n)
-    exact32 = bits[0] <= 24 and bits[1] <= 24 and min(quanta) >= -149
     # one test for the whole row first (one BLAS call): it holds for short sums
-    ax, ay = xp.abs(x), xp.abs(y)
-    total = _abs_sum_bound(ax, ay, exact32)                                   # (B, m, n)
-    lo_x = xp.maximum(_row_low_exponent(ax, -1) - (bits[0] - 1), quanta[0])  # (B, m, 1)
-    lo_y = xp.maximum(_row_low_exponent(ay, -2) - (bits[1] - 1), quanta[1])  # (B, 1, n)
-    limit = xp.ldexp(xp.ones(total.shape),
-                     xp.clip(lo_x + lo_y + 53, -1070, 1020).astype(np.int32))
-    if bool((total < limit).all()):
+    total, ok = _float64_certificate(x, y, bits, quanta)                      # (B, m, n)
+    if bool(ok.all()):
         return total, [sums[:, j] for j in range(nb)]
-    ax, ay = xp.abs(xs), xp.abs(ys)                 # then block by block
-    totals = _abs_sum_bound(ax, ay, exact32)                                  # (B, nb, m, n)
-    lo_x = xp.maximum(_row_low_exponent(ax, -1) - (bits[0] - 1), quanta[0])  # (B, nb, m, 1)
-    lo_y = xp.maximum(_row_low_exponent(ay, -2) - (bits[1] - 1), quanta[1])  # (B, nb, 1, n)
-    limit = xp.ldexp(xp.ones(totals.shape),
-                     xp.clip(lo_x + lo_y + 53, -1070, 1020).astype(np.int32))
-    ok = totals < limit
+    totals, ok = _float64_certificate(xs, ys, bits, quanta)   # then block by block
     if not bool(ok.all()):
         for j in xp.nonzero((~ok).any(axis=(0, 2, 3)))[0].tolist():
             k0, k1 = j * b, min(K, (j + 1) * b)
             near = _exact_nearest(x[:, :, k0:k1], y[:, k0:k1, :])
             sums[:, j] = xp.where(ok[:, j], sums[:, j], near)
     return totals.sum(axis=1), [sums[:, j] for j in range(nb)]
+
+
+def _float64_certificate(x, y, bits, quanta):
+    """(bound, ok) for finite x (..., m, K) @ y (..., K, n): ``bound`` >= sum_k |x_k y_k|
+    per output, and ``ok`` where every product is a multiple of 2**(lo_i + lo_j) (lo: the
+    exponent of the row's (column's) smallest nonzero |value| minus (bits - 1), at least
+    the dtype quantum's) and bound < 2**(lo_i + lo_j + 53): there, the sum in float64 is
+    exact whatever the order of the additions (BLAS, with or without FMA)."""
+    xp = array_module(x, y)
+    exact32 = bits[0] <= 24 and bits[1] <= 24 and min(quanta) >= -149
+    ax, ay = xp.abs(x), xp.abs(y)
+    total = _abs_sum_bound(ax, ay, exact32)
+    return total, total < _certificate_limit(ax, ay, bits, quanta)
+
+
+def _certificate_limit(ax, ay, bits, quanta):
+    """2**(lo_i + lo_j + 53) per output (broadcast shape), for :func:`_float64_certificate`."""
+    xp = array_module(ax, ay)
+    lo_x = xp.maximum(_row_low_exponent(ax, -1) - (bits[0] - 1), quanta[0])
+    lo_y = xp.maximum(_row_low_exponent(ay, -2) - (bits[1] - 1), quanta[1])
+    return xp.ldexp(1.0, xp.clip(lo_x + lo_y + 53, -1070, 1020).astype(np.int32))
+
+
+def exact_by_float64(x, y, bits, quanta=(-1074, -1074)):
+    """The exact sums of x @ y (batched) from one float64 BLAS product, or None where
+    that is not certified exact for every output (:func:`_float64_certificate`) or the
+    data are not finite.  Zero sums are +0, as :func:`exact` gives them."""
+    xp = array_module(x, y)
+    if sum(bits) > 53 or not (bool(xp.isfinite(x).all()) and bool(xp.isfinite(y).all())):
+        return None
+    ax, ay = xp.abs(x), xp.abs(y)
+    limit = _certificate_limit(ax, ay, bits, quanta)
+    # first the bound rowsum_i |x| * colmax_j |y| (no product), then the certificate's
+    coarse = xp.sum(ax, axis=-1, keepdims=True) * xp.max(ay, axis=-2, keepdims=True) \
+        * (1 + (x.shape[-1] + 2) * 2.0 ** -52)
+    rows = ~(coarse < limit).all(axis=-1)                      # (B, m): rows to test
+    exact32 = bits[0] <= 24 and bits[1] <= 24 and min(quanta) >= -149
+    for b in xp.nonzero(rows.any(axis=-1))[0].tolist():        # with the product bound
+        i = xp.nonzero(rows[b])[0]
+        total = _abs_sum_bound(ax[min(b, ax.shape[0] - 1)][i], ay[min(b, ay.shape[0] - 1)],
+                               exact32)
+        if not bool((total < limit[min(b, limit.shape[0] - 1)][i]).all()):
+            return None
+    return xp.matmul(x, y) + 0.0
 
 
 def _abs_sum_bound(ax, ay, exact32):
@@ -664,7 +696,10 @@ def _abs_sum_bound(ax, ay, exact32):
 def _row_low_exponent(a, axis):
     """floor(log2) of the smallest nonzero entry along ``axis`` (keepdims; 0 if none)."""
     xp = array_module(a)
-    low = xp.min(xp.where(a > 0, a, xp.inf), axis=axis, keepdims=True)
+    if xp is np:      # one pass (CuPy's reductions take no ``where``)
+        low = np.min(a, axis=axis, keepdims=True, where=a > 0, initial=np.inf)
+    else:
+        low = xp.min(xp.where(a > 0, a, xp.inf), axis=axis, keepdims=True)
     low = xp.where(xp.isfinite(low), low, 1.0)
     _, e = xp.frexp(low)
     return e.astype(np.int64) - 1
