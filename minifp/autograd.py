@@ -31,7 +31,7 @@ import threading
 import numpy as np
 
 from . import precision as _precision
-from .backend import array_module, asnumpy
+from .backend import array_module, asnumpy, cupy_module
 
 __all__ = ["Tensor", "Parameter", "Function", "OpRecord", "no_grad", "enable_grad",
            "is_grad_enabled", "as_tensor", "trace"]
@@ -217,7 +217,7 @@ class Tensor:
 
     def to_gpu(self) -> "Tensor":
         """Move the data to the GPU in place (CuPy); returns self."""
-        import cupy  # noqa: PLC0415 - optional dependency
+        cupy = cupy_module()
         self.data = cupy.asarray(self.data)
         if self.grad is not None:
             self.grad.data = cupy.asarray(self.grad.data)

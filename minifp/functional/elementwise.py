@@ -41,7 +41,7 @@ import math
 import numpy as np
 
 from ..autograd import Function
-from ..backend import array_module
+from ..backend import array_module, special_functions
 from .core import broadcast_shape, f64, unbroadcast
 from .exactops import exact_how, prepare, prepare_for
 
@@ -50,11 +50,7 @@ __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh
 
 
 def _erf(xp, x):
-    if xp is np:
-        from scipy.special import erf  # noqa: PLC0415
-    else:  # pragma: no cover - GPU only
-        from cupyx.scipy.special import erf  # noqa: PLC0415
-    return erf(x)
+    return special_functions(xp).erf(x)
 
 
 class _Binary(Function):
