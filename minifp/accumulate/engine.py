@@ -63,6 +63,10 @@ def _quantum(dtype) -> int:
     return _QUANTUM_EXP.get(np.dtype(dtype), -1074)
 
 
+#: the exact order tries one certified float64 BLAS product when m n >= ratio (m + n)
+EXACT_BLAS_RATIO = 16
+
+
 def _reduce(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
     """(value, odd): accumulator values for x @ y batched; ``odd`` is set for exact order."""
     kind = acc.order.kind
@@ -75,11 +79,18 @@ def _reduce(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
     if acc.rounding is Rounding.STOCHASTIC and kind != "exact":
         check_rng(acc.rounding, rng)
         sr = Stream.from_rng(rng, xp)       # the reduction's one key
-    if kind == "exact":       # one float64 BLAS product, where it is provably exact
+    m, n = x.shape[1], y.shape[2]
+    if kind == "exact" and m * n >= EXACT_BLAS_RATIO * (m + n):
+        # one float64 BLAS product, where it is provably exact (its certificate costs
+        # a few passes over the operands: worth it when each operand element meets
+        # many outputs)
         near = orders.exact_by_float64(x, y, orders.operand_bits(x, y, bits), quanta)
         if near is not None:
             return _exact_overflow(acc, x, y, near, near)
-    if kind != "native" and xp is np and kernels.library() is not None:
+    if kind != "native" and xp is not np:   # CuPy: the CUDA kernels, always
+        from ..kernels import cuda
+        return _reduce_kernels(acc, x, y, sr, bits, cuda.matmul_order)
+    if kind != "native" and kernels.library() is not None:
         return _reduce_kernels(acc, x, y, sr, bits)
     if kind == "sequential":
         return orders.sequential(acc, x, y, sr, bits), None
@@ -96,9 +107,11 @@ def _reduce(acc, x, y, rng, bits=None, quanta=(-1074, -1074)):
     raise AssertionError(kind)
 
 
-def _reduce_kernels(acc, x, y, sr, bits):
-    """The explicit orders through the C kernels (bit-identical to the NumPy orders)."""
-    from ..kernels.host import matmul_order
+def _reduce_kernels(acc, x, y, sr, bits, matmul_order=None):
+    """The explicit orders through the C kernels, or the CUDA kernels for CuPy data
+    (``matmul_order``): bit-identical to the NumPy orders."""
+    if matmul_order is None:
+        from ..kernels.host import matmul_order
     bits = orders.operand_bits(x, y, bits)
     fmt = acc.format
     if (fmt.precision >= 53 and acc.rounding is not Rounding.NEAREST_EVEN

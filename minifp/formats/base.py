@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module
 from .modes import Rounding, check_rng, parse_rounding
-from .stream import Stream
+from .stream import Stream, draw_key
 
 CHUNK = 28672  # elements per cache-sized block when rounding large NumPy arrays
 
@@ -119,8 +119,8 @@ class Format(abc.ABC):
         ``x``: array-like of any real dtype (NumPy or CuPy); float16/float32/float64
         inputs are rounded directly (one rounding, no intermediate format), other
         dtypes are first converted to float64. ``mode``: a :class:`Rounding` or its
-        name. ``rng``: a ``numpy.random.Generator`` (``cupy`` generator for CuPy
-        data), required by ``stochastic``. Returns an array of the carrier dtype, or
+        name. ``rng``: a ``numpy.random.Generator``, required by ``stochastic`` (also
+        for CuPy data: the one key of the call is drawn on the host). Returns an array of the carrier dtype, or
         of ``dtype`` if given (it must hold every value of the format).
 
         Stochastic rounding works on the float64 value of every input (so the input
@@ -149,6 +149,8 @@ class Format(abc.ABC):
         if a.ndim == 0:
             w = None if words is None else words.reshape(1)
             return self._round_driver(xp, a.reshape(1), mode, rng, out_dtype, w).reshape(())
+        if xp is not np and words is None:       # CuPy: the CUDA rounding kernel
+            return self._round_device(xp, a, mode, rng, out_dtype)
         rand = words if words is not None else self._draw(xp, a, mode, rng)
         n = a.size
         if xp is not np or n <= CHUNK:
@@ -161,6 +163,16 @@ class Format(abc.ABC):
             out[part] = self._round_flat(np, flat[part], mode, rng,
                                          None if rand is None else rand[part])
         return out.reshape(a.shape)
+
+    def _round_device(self, xp, a, mode, rng, out_dtype):
+        """CuPy data through mf_round_array_kernel (bit for bit the NumPy rounding: it
+        rounds the float64 value, as every path here does; stochastic words of one key
+        drawn from ``rng`` on the host, event 0, the C-order index)."""
+        from ..kernels import cuda  # noqa: PLC0415 - the GPU path only
+        key = draw_key(rng) if mode is Rounding.STOCHASTIC else 0
+        with np.errstate(invalid="ignore"):
+            a64 = a.astype(np.float64, copy=False)
+        return cuda.round_array(self, a64, mode, key).astype(out_dtype, copy=False)
 
     def _draw(self, xp, a, mode, rng):
         """The words stochastic rounding consumes, one per element (or None)."""

@@ -440,9 +440,10 @@ class FloatFormat(Format):
             nan_code = {"ieee": (((1 << self.ebits) - 1) << m) | (1 << max(m - 1, 0)),
                         "fn": (1 << (self.bits - 1)) - 1,
                         "fnuz": 1 << (self.bits - 1)}[self.specials_kind]
+            nan_code = np.uint64(nan_code)
             if self.specials_kind != "fnuz":  # NaNs keep their sign where codes allow
-                nan_code = np.uint64(nan_code) | (neg * sign_bit)
-            code = xp.where(xp.isnan(v), np.uint64(nan_code), code)
+                nan_code = nan_code | (neg * sign_bit)     # (an array from here on)
+            code = xp.where(xp.isnan(v), nan_code, code)
         if not self.has_negative_zero:
             code = xp.where(v == 0, np.uint64(0), code)
         return code.astype(self.code_dtype)
