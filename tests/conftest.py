@@ -29,3 +29,23 @@ def both_engines(request):
 def kernels_built():
     """Skip the module where the C kernels cannot be built (no C compiler)."""
     _skip_without_kernels()
+
+
+@pytest.fixture
+def cupy():
+    """CuPy for a GPU test: the real module where CuPy sees a GPU, else the NumPy-backed
+    stand-in of tests/cupy_standin (installed as minifp's CuPy for the test), so that
+    every GPU test runs in CI and unchanged on a GPU."""
+    from minifp import backend
+    from minifp.kernels import cuda
+    if backend.gpu_available():
+        yield backend.cupy_module()
+        return
+    from minifp import kernels
+    if kernels.library() is None:
+        pytest.skip("the stand-in runs the C kernels, and they cannot be built here")
+    import cupy_standin
+    cuda.reset()
+    with cupy_standin.installed():
+        yield cupy_standin
+    cuda.reset()

@@ -235,9 +235,19 @@ def test_stochastic_weight_rounding_is_reproducible():
         assert FP16.is_representable(p.data).all()
 
 
-def test_to_device_not_supported_yet():
-    with pytest.raises(NotImplementedError):
-        mlp().to("gpu")
+def test_to_a_missing_gpu_is_one_clear_error(monkeypatch):
+    from minifp import backend
+    from minifp.errors import UserError
+    previous = backend.install_cupy(None)
+    try:
+        with pytest.raises(UserError, match="no GPU here"):
+            mlp().to("gpu")
+        with pytest.raises(UserError, match="unknown device"):
+            mlp().to(device="tpu")
+    finally:
+        backend.install_cupy(*previous)
+    m = mlp().to("cpu")
+    assert str(m.device) == "cpu"
 
 
 # ------------------------------------------------------------------------------ init

@@ -239,9 +239,10 @@ def _resume_config(ctx, resume_dir, dtype, out, overwrite, show, kw):
 @click.option("--dataset", default=None, help="[default: the checkpoint's dataset]")
 @click.option("--batch-size", type=int, default=256, show_default=True,
               help="evaluation batch size")
+@click.option("--device", default="cpu", show_default=True, help="cpu, gpu or cuda:N")
 @click.option("--json", "json_path", default=None, metavar="FILE",
               help="also write the results to FILE (strict JSON)")
-def eval_command(checkpoint, dtype, dataset, batch_size, json_path):
+def eval_command(checkpoint, dtype, dataset, batch_size, device, json_path):
     """Evaluate a checkpoint under its own policy (and under --dtype): accuracy, loss and
     the agreement of the predictions."""
     from ..jsonio import dumps
@@ -249,7 +250,7 @@ def eval_command(checkpoint, dtype, dataset, batch_size, json_path):
     check_out_file(json_path, "--json")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    res = evaluate_checkpoint(checkpoint, dtype, dataset, batch_size)
+    res = evaluate_checkpoint(checkpoint, dtype, dataset, batch_size, device)
     rows = res["rows"]
     click.echo(f"checkpoint {checkpoint}: net {res['net']}, dataset {res['dataset']} "
                f"({res['samples']} test samples), epoch {res['epoch']}")

@@ -285,15 +285,27 @@ class Module:
         for path, m in self.named_modules():
             object.__setattr__(m, "_path", path)
 
-    def to(self, policy):
-        """Store ``policy`` (anything ``get_precision`` takes) on this module and every
-        descendant, and round every parameter once from its float64 master to the weights
-        format of ``policy.for_layer(path)`` (per-layer overrides), with the weights
-        rounding mode (stochastic rounding draws from a stream seeded by the policy's
-        ``seed`` and the parameter's path).  Gradients are dropped.  Buffers are rounded
-        from their current values.  Returns self."""
-        if isinstance(policy, str) and policy.lower() in ("cpu", "gpu", "cuda"):
-            raise NotImplementedError("moving a module between devices is not supported yet")
+    def to(self, policy=None, device=None):
+        """Move this module to ``device`` and/or put it under ``policy``; returns self.
+
+        ``device`` (``cpu``, ``gpu``, ``cuda:N`` or a :class:`~minifp.device.Device`):
+        every parameter, gradient, float64 master and buffer of this module and its
+        descendants is copied there, bits unchanged.  ``module.to("gpu")`` alone moves.
+
+        ``policy`` (anything ``get_precision`` takes): stored on this module and every
+        descendant, and every parameter is rounded once from its float64 master to the
+        weights format of ``policy.for_layer(path)`` (per-layer overrides), with the
+        weights rounding mode (stochastic rounding draws from a stream seeded by the
+        policy's ``seed`` and the parameter's path).  Gradients are then dropped; buffers
+        are rounded from their current values."""
+        from ..device import parse_device  # noqa: PLC0415
+        if device is None and isinstance(policy, str) \
+                and policy.strip().lower().split(":")[0] in ("cpu", "gpu", "cuda"):
+            policy, device = None, policy
+        if device is not None:
+            self._move(parse_device(device))
+        if policy is None:
+            return self
         p = _get_precision(policy)
         if self._path is None:
             self._assign_paths()
@@ -302,6 +314,27 @@ class Module:
             object.__setattr__(m, "_sr_stream", None)
             m._round_weights(p.for_layer(m.path), force=True)
         return self
+
+    def _move(self, dev):
+        """Copy every array of this module tree to Device ``dev`` (bits unchanged)."""
+        for _, m in self.named_modules():
+            for name in list(m._master):
+                m._master[name] = dev.put(m._master[name])
+            for prm in m._parameters.values():
+                if prm is not None:
+                    prm.data = dev.put(prm.data)
+                    if prm.grad is not None:
+                        prm.grad.data = dev.put(prm.grad.data)
+            for name, buf in m._buffers.items():
+                if buf is not None:
+                    m._buffers[name] = dev.put(buf)
+            object.__setattr__(m, "_device", dev)
+
+    @property
+    def device(self):
+        """The :class:`~minifp.device.Device` this module's arrays live on."""
+        from ..device import CPU  # noqa: PLC0415
+        return self.__dict__.get("_device", CPU)
 
     def _round_weights(self, layer_policy, force: bool = False):
         """Round this module's own parameters from master to ``layer_policy``'s weights

@@ -189,6 +189,17 @@ class Optimizer:
         state[key] = self._round(lp, "optimizer", value64)
         return state[key]
 
+    def to(self, device):
+        """Copy the optimizer state (momentum, Adam moments, O masters) to ``device``,
+        bits unchanged; returns self.  Its random stream stays on the host."""
+        from ..device import parse_device  # noqa: PLC0415
+        dev = parse_device(device)
+        for st in self.state.values():
+            for key, value in list(st.items()):
+                if hasattr(value, "shape") and hasattr(value, "dtype"):
+                    st[key] = dev.put(value)
+        return self
+
     def zero_grad(self) -> None:
         """Drop every parameter's gradient (``grad = None``)."""
         for _, p in self.params:

@@ -16,16 +16,20 @@ from .loop import RunFailed, evaluate, make_policy, run
 __all__ = ["evaluate_checkpoint", "compare"]
 
 
-def evaluate_checkpoint(path, dtype=None, dataset=None, batch_size=256) -> dict:
+def evaluate_checkpoint(path, dtype=None, dataset=None, batch_size=256,
+                        device="cpu") -> dict:
     """Accuracy and loss of a checkpoint under its own policy, and under ``dtype`` with
-    the agreement of its predictions with those of the checkpoint's policy.
+    the agreement of its predictions with those of the checkpoint's policy, computed on
+    ``device``.
 
     Under another policy the trained weights (decoded from the checkpoint) become the
     float64 masters and are rounded once to that policy's weights formats."""
     from ..checkpoint import load_checkpoint, restore
     from ..data import load_dataset
+    from ..device import parse_device
     from ..nn.zoo import build_model
 
+    dev = parse_device(device)
     ckpt = load_checkpoint(path)
     saved = (ckpt.get("extra") or {}).get("config") or {}
     if "net" not in saved:
@@ -37,6 +41,7 @@ def evaluate_checkpoint(path, dtype=None, dataset=None, batch_size=256) -> dict:
                         seed=int(saved.get("seed", 0)))
     model.to(own)
     restore(model, None, None, ckpt)
+    model.to(device=dev)
     loss, acc, ref_pred, _ = evaluate(model, data.x_test, data.y_test, own, batch_size)
     rows = [{"policy": own.name, "accuracy": acc, "loss": loss, "agreement": 1.0}]
     if dtype is not None:

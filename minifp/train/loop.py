@@ -144,18 +144,10 @@ def make_policy(dtype, accumulate=None, order=None, rounding=None) -> Precision:
 
 
 def check_device(device: str) -> str:
-    """Accept ``cpu``; ``gpu`` / ``cuda:N`` need CuPy and a device."""
-    dev = str(device).lower()
-    if dev == "cpu":
-        return dev
-    if dev == "gpu" or dev.startswith("cuda"):
-        from ..backend import gpu_available
-        if not gpu_available():
-            raise UserError(f"--device {device}: no GPU here (CuPy is not installed or sees "
-                            "no CUDA device); use --device cpu")
-        raise UserError(f"--device {device}: training on the GPU is not implemented yet "
-                        "(CuPy kernels are planned); use --device cpu")
-    raise UserError(f"unknown device {device!r} (use cpu, gpu or cuda:N)")
+    """The canonical name of a device (``cpu``, ``cuda:N``); UserError in one line for
+    an unknown name or a GPU that is not there."""
+    from ..device import parse_device
+    return str(parse_device(device))
 
 
 # ---- building blocks ------------------------------------------------------------------
@@ -167,13 +159,15 @@ def build(config: TrainConfig, init_weights: bool = True):
     from ..nn.zoo import build_model
     from ..optim import LossScaler, build_optimizer
 
-    check_device(config.device)
+    from ..device import parse_device
+
+    device = parse_device(config.device)
     policy = make_policy(config.dtype, config.accumulate, config.order, config.rounding)
     data = load_dataset(config.dataset)
     model = build_model(config.net, data.input_shape, data.classes, seed=config.seed)
     if config.init_from is not None and init_weights:
         init_from_checkpoint(model, config.init_from, config.net)
-    model.to(policy)
+    model.to(policy, device=device)
     kw = {"momentum": config.momentum} if config.optimizer.lower() == "sgd" else {}
     optimizer = build_optimizer(config.optimizer, model, config.lr, policy,
                                 weight_decay=config.resolved_weight_decay(), **kw)
@@ -215,12 +209,14 @@ def evaluate(model, x, y, policy, batch_size=256, progress=False, desc="test",
     with use(policy), no_grad(), bar:
         for xb, yb in batches(x, y, batch_size, shuffle=False):
             bar.update()
-            logits = model(xb)
-            losses.append(np.asarray(F.cross_entropy(logits, yb, reduction="none").data,
+            dev = model.device
+            logits = model(dev.put(xb))                  # each batch moves once
+            losses.append(np.asarray(asnumpy(F.cross_entropy(logits, dev.put(yb),
+                                                             reduction="none").data),
                                      np.float64))
             p = F.softmax(logits, axis=-1).data
-            probs.append(np.asarray(p, np.float64))
-            preds.append(np.argmax(np.asarray(logits.data, np.float64), axis=-1))
+            probs.append(np.asarray(asnumpy(p), np.float64))
+            preds.append(np.argmax(np.asarray(asnumpy(logits.data), np.float64), axis=-1))
     model.train()
     loss = float(np.mean(np.concatenate(losses))) if losses else math.nan
     pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
@@ -362,10 +358,12 @@ def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         if ckpt is not None:
             restore(model, optimizer, scaler, ckpt)
             set_rng_state(model, ckpt["rng_state"])
+            model.to(device=model.device)       # a checkpoint loads on the host
+            optimizer.to(model.device)
     state = _Run(config, run_dir, policy, scaler, history, start_epoch, say)
 
     info(str(policy))
-    info(f"explicit orders computed by the {kernels.describe()}")
+    info(f"explicit orders computed by the {engine_label(model.device)}")
     info(f"net {config.net}, dataset {config.dataset} ({len(data.y_train)} train, "
          f"{len(data.y_test)} test, input {tuple(data.input_shape)}, {data.classes} classes), "
          f"{count_parameters(model)} parameters, optimizer {config.optimizer} lr {config.lr}"
@@ -415,8 +413,8 @@ def _train_epoch(model, optimizer, scaler, policy, stream, data, config, epoch, 
         for step, (xb, yb) in enumerate(batches(data.x_train, data.y_train,
                                                 config.batch_size, rng=rng)):
             optimizer.zero_grad()
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            logits = model(model.device.put(xb))         # each batch moves once
+            loss = F.cross_entropy(logits, model.device.put(yb))
             value = float(np.asarray(asnumpy(loss.data), np.float64))
             if not math.isfinite(value) and not scaler.enabled:
                 bar.close()
@@ -515,6 +513,14 @@ def _closing_line(config, policy, state, summary) -> str:
     if state.dir is not None:
         text += f"; saved in {state.dir} (checkpoint.h5, best.h5, metrics.jsonl, summary.json)"
     return text
+
+
+def engine_label(device) -> str:
+    """What computes the explicit orders on ``device``: the C kernels (or the NumPy
+    engine) on the CPU, the CUDA kernels on a GPU."""
+    if getattr(device, "is_gpu", False):
+        return f"CUDA kernels on {device}"
+    return kernels.describe()
 
 
 def _policy_stream(model, policy):
