@@ -31,7 +31,7 @@ import threading
 import numpy as np
 
 from . import precision as _precision
-from .backend import array_module, asnumpy, cupy_module
+from .backend import array_module, asnumpy, cupy_module, is_device_array
 
 __all__ = ["Tensor", "Parameter", "Function", "OpRecord", "no_grad", "enable_grad",
            "is_grad_enabled", "as_tensor", "trace"]
@@ -131,6 +131,24 @@ class OpRecord:
 
 
 # ---------------------------------------------------------------- Tensor
+def _on_one_device(tensors):
+    """The op's inputs, with constant NumPy inputs (a layer's scale, a mask made on the
+    host) copied to the device of the others when any input is a CuPy array; a NumPy
+    input that takes a gradient next to CuPy inputs is an error (a module not moved)."""
+    if not any(is_device_array(t.data) for t in tensors):
+        return tensors
+    xp = array_module(*[t.data for t in tensors])
+    out = []
+    for t in tensors:
+        if isinstance(t.data, np.ndarray):
+            if t.requires_grad:
+                raise ValueError("an op mixes arrays on the CPU and the GPU: move the module "
+                                 "and its inputs to one device (Module.to(device=...))")
+            t = Tensor(xp.asarray(t.data), name=t.name)
+        out.append(t)
+    return tuple(out)
+
+
 def as_tensor(x) -> "Tensor":
     """A Tensor as is; anything else (array, scalar) becomes a constant Tensor."""
     return x if isinstance(x, Tensor) else Tensor(x)
@@ -488,7 +506,7 @@ class Function:
         self.rng = (_precision.current_rng()
                     if _uses_stochastic(p, (self.fwd_acc, self.bwd_acc)) else None)
         self.layer = _layer_path()
-        self.inputs = tuple(as_tensor(x) for x in inputs)
+        self.inputs = _on_one_device(tuple(as_tensor(x) for x in inputs))
         grad_on = is_grad_enabled()
         self.needs_input_grad = tuple(grad_on and t.requires_grad for t in self.inputs)
         out = self.forward(*[t.data for t in self.inputs])

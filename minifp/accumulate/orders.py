@@ -680,8 +680,8 @@ def _abs_sum_bound(ax, ay, exact32):
     xp = array_module(ax, ay)
     K = ax.shape[-1]
     f32 = np.finfo(np.float32)
-    amax = float(ax.max(initial=0.0))
-    bmax = float(ay.max(initial=0.0))
+    amax = float(ax.max()) if ax.size else 0.0      # (CuPy's max takes no ``initial``)
+    bmax = float(ay.max()) if ay.size else 0.0
     if exact32 and K * amax * bmax < f32.max / 4 and K < 2 ** 20:
         t = xp.matmul(ax.astype(np.float32), ay.astype(np.float32)).astype(np.float64)
         # each of the K products and K - 1 additions rounds once in float32 (relative

@@ -188,7 +188,7 @@ def train_command(ctx, dtype, out, resume_dir, overwrite, progress, **kw):
 
 def _resume_config(ctx, resume_dir, dtype, out, overwrite, show, kw):
     """The saved config of ``resume_dir``; options typed with --resume must agree with it
-    (a larger --epochs, --save-every, --quiet and --progress may change)."""
+    (a larger --epochs, --save-every, --device, --quiet and --progress may change)."""
     from ..train import rundir
     from ..train import PRESENTATION, TrainConfig
     if overwrite:
@@ -225,6 +225,8 @@ def _resume_config(ctx, resume_dir, dtype, out, overwrite, show, kw):
         if kw["save_every"] < 1:
             raise UserError(f"--save-every must be at least 1, got {kw['save_every']}")
         config.save_every = kw["save_every"]
+    if "device" in _typed(ctx, ["device"]):       # the bits do not depend on it
+        config.device = kw["device"]
     config.out = str(resume_dir)
     config.progress = show
     config.quiet = kw["quiet"]

@@ -140,13 +140,13 @@ class GetItem(Function):
         self.in_shape = tuple(x.shape)
         self.basic = _is_basic(self.index)
         self.backward_reduces = not self.basic
-        return self.round_out(x[self.index])
+        return self.round_out(x[_index_on(array_module(x), self.index)])
 
     def backward(self, g):
         xp = array_module(g)
         if self.basic:
             gx = xp.zeros(self.in_shape, dtype=g.dtype)
-            gx[self.index] = g
+            gx[_index_on(xp, self.index)] = g
             return self.round_grad(0, gx)
         # Advanced index: positions may repeat -> engine sum of their contributions.
         size = int(np.prod(self.in_shape))
@@ -163,6 +163,16 @@ class GetItem(Function):
         gx = xp.zeros(size, dtype=sums.dtype)
         gx[xp.asarray(uniq)] = sums
         return self.round_grad(0, gx.reshape(self.in_shape))
+
+
+def _index_on(xp, index):
+    """``index`` with its array items on the data's device (CuPy refuses NumPy arrays as
+    indices of device arrays)."""
+    if xp is np:
+        return index
+    items = index if isinstance(index, tuple) else (index,)
+    out = tuple(xp.asarray(i) if isinstance(i, np.ndarray) else i for i in items)
+    return out if isinstance(index, tuple) else out[0]
 
 
 def _host_index(index):

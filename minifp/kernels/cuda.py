@@ -120,7 +120,7 @@ def round_array(fmt, x, mode, key=0, event=0, index0=0):
     a = cp.ascontiguousarray(x, dtype=np.float64)
     out = cp.empty(a.shape, dtype=np.float64)
     launch("mf_round_array_kernel", a.size,
-           dict(x=a, out=out, count=a.size, F=_format_block(fmt), mode=MODES[mode], key=key,
+           dict(x=a, out=out, count=a.size, fmt=_format_block(fmt), mode=MODES[mode], key=key,
                 event=event, index0=index0))
     return out
 
@@ -146,7 +146,7 @@ def matmul_order(acc, x, y, key=0, wide=False, direct=False):
     group = max(1, min(rows, SCRATCH_LIMIT // per_row))
     scratch = cp.empty(scratch_doubles(order, n, 0, group), dtype=np.float64)
     common = dict(x=xk, y=yk, out=out, out2=out2, B=B, m=m, K=K, n=n,
-                  F=_format_block(acc.format), order=order, block=acc.order.block or 0,
+                  fmt=_format_block(acc.format), order=order, block=acc.order.block or 0,
                   fma=int(acc.fma), mode=MODES[acc.rounding], wide=int(wide),
                   direct=int(direct), key=key, orow=n, ocol=1, ytrans=0, scratch=scratch)
     for r0 in range(0, rows, group):

@@ -38,7 +38,7 @@ from ..precision import Precision, get_precision, use
 
 ADAMW_WEIGHT_DECAY = 0.01
 #: Options that do not change what a run computes: a resumed run may give them anew.
-PRESENTATION = ("out", "progress", "quiet", "save_every", "epochs")
+PRESENTATION = ("out", "progress", "quiet", "save_every", "epochs", "device")
 #: Options that are part of the default run directory's readable name.
 NAMED = ("net", "dtype", "seed")
 
