@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+import os
+
+# CuPy reads CUPY_TF32 when it is imported: keep TensorFloat-32 off unless asked for, so
+# float32 products on the GPU (the `native` order) are float32 products
+os.environ.setdefault("CUPY_TF32", "0")
+
 try:  # CuPy is optional (the ``gpu`` extra).
     import cupy as _cupy
 except Exception:  # pragma: no cover - depends on the machine

@@ -44,6 +44,7 @@ from ..autograd import Function
 from ..backend import array_module, special_functions
 from .core import broadcast_shape, f64, unbroadcast
 from .exactops import exact_how, prepare, prepare_for
+from .portable import portable_for
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh",
            "sigmoid", "relu", "gelu", "quantize"]
@@ -149,9 +150,22 @@ class _Unary(Function):
 
     save_input = False
     save_output = False
+    #: float64 library functions (exp, log, tanh, erf, pow) whose last bits differ
+    #: between NumPy and CUDA: computed through functional.portable
+    transcendental = False
+
+    def _scale(self, x):
+        """Magnitudes whose relative errors reach the result absolutely (portable)."""
+        return None
 
     def forward(self, x):
-        y = self.round_out(self._f(f64(x)))
+        x64 = f64(x)
+        if self.transcendental:
+            r = portable_for(self, self.output_role, lambda xp, a: self._f(a), (x64,),
+                             self._scale(x64))
+        else:
+            r = self._f(x64)
+        y = self.round_out(r)
         if self.save_input:
             self.saved_x = x
         if self.save_output:
@@ -175,6 +189,7 @@ class Neg(_Unary):
 
 class Exp(_Unary):
     op_name = "exp"
+    transcendental = True
     save_output = True
 
     def _f(self, x):
@@ -186,6 +201,7 @@ class Exp(_Unary):
 
 class Log(_Unary):
     op_name = "log"
+    transcendental = True
     save_input = True
 
     def _f(self, x):
@@ -208,6 +224,7 @@ class Sqrt(_Unary):
 
 class Tanh(_Unary):
     op_name = "tanh"
+    transcendental = True
     save_output = True
 
     def _f(self, x):
@@ -221,6 +238,10 @@ class Tanh(_Unary):
 class Sigmoid(_Unary):
     op_name = "sigmoid"
     save_output = True
+    transcendental = True
+
+    def _scale(self, x):
+        return 1.0          # 0.5 + 0.5 tanh: tanh's error is absolute in the result
 
     def _f(self, x):
         xp = array_module(x)
@@ -249,6 +270,10 @@ class Gelu(_Unary):
     op_name = "gelu"
     save_input = True
     approximate = "none"
+    transcendental = True
+
+    def _scale(self, x):
+        return array_module(x).abs(x)      # x/2 (1 + erf): erf's error times |x|/2
 
     def _f(self, x):
         xp = array_module(x)
@@ -265,9 +290,12 @@ class Gelu(_Unary):
             t = xp.tanh(c * (x + 0.044715 * x ** 3))
             dt = (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * x * x)
             return g * (0.5 * (1.0 + t) + 0.5 * x * dt)
-        cdf = 0.5 * (1.0 + _erf(xp, x / math.sqrt(2.0)))
-        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-        return g * (cdf + x * pdf)
+        def dgelu(xp, g, x):
+            cdf = 0.5 * (1.0 + _erf(xp, x / math.sqrt(2.0)))
+            pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+            return g * (cdf + x * pdf)
+        return portable_for(self, self.grad_role(0), dgelu, (g, x),
+                            xp.abs(g) * (1.0 + xp.abs(x)))
 
 
 _POW_OPS = {2.0: "mul", 0.5: "sqrt", -1.0: "div"}
@@ -277,6 +305,10 @@ class Pow(_Unary):
     op_name = "pow"
     save_input = True
     exponent = 2.0
+
+    @property
+    def transcendental(self):
+        return self.exponent not in _POW_OPS and self.exponent != 1.0
 
     def _f(self, x):
         c = self.exponent

@@ -27,6 +27,7 @@ from ..autograd import Function, Tensor
 from ..backend import array_module
 from .core import engine_dot_reduce, engine_mean, engine_sum, f64
 from .exactops import prepare_for
+from .portable import portable_for
 
 __all__ = ["softmax", "log_softmax", "cross_entropy"]
 
@@ -37,7 +38,9 @@ def _exp_terms(fn, x, axis):
     x64 = f64(x)
     m = xp.max(x64, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0.0)
-    e = fn.policy.round("activations", xp.exp(x64 - m), fn.rng)
+    e = fn.policy.round("activations", portable_for(fn, "activations",
+                                                    lambda xp, d: xp.exp(d), (x64 - m,)),
+                        fn.rng)
     s = engine_sum(fn, e, axis, "forward", None, keepdims=True)
     return x64, m, e, s
 
@@ -69,14 +72,20 @@ class LogSoftmax(Function):
     def forward(self, x):
         xp = array_module(x)
         x64, m, _, s = _exp_terms(self, x, self.axis)
-        y = self.round_out(x64 - m - xp.log(f64(s)))
+        s = f64(s)
+        y = self.round_out(portable_for(self, self.output_role,
+                                        lambda xp, a, b, s: a - b - xp.log(s), (x64, m, s),
+                                        xp.abs(x64) + xp.abs(m) + xp.abs(xp.log(s))))
         self.saved_y = y
         return y
 
     def backward(self, g):
         xp = array_module(g)
-        sg = engine_sum(self, g, self.axis, "backward", None, keepdims=True)
-        return self.round_grad(0, f64(g) - xp.exp(f64(self.saved_y)) * f64(sg))
+        sg = f64(engine_sum(self, g, self.axis, "backward", None, keepdims=True))
+        g, y = f64(g), f64(self.saved_y)
+        return self.round_grad(0, portable_for(
+            self, self.grad_role(0), lambda xp, g, y, sg: g - xp.exp(y) * sg, (g, y, sg),
+            xp.abs(g) + xp.abs(sg)))
 
 
 def softmax(x, axis: int = -1):
@@ -107,7 +116,8 @@ class CrossEntropy(Function):
                              f"{tuple(logits.shape)}")
         n, c = logits.shape
         x64, m, e, s = _exp_terms(self, logits, 1)
-        lse = xp.log(f64(s)) + m                                   # (N, 1)
+        s64 = f64(s)
+        lse = xp.log(s64) + m                                      # (N, 1)
         if targets.dtype.kind in "iu" or (targets.ndim == 1 and targets.dtype.kind == "b"):
             if tuple(targets.shape) != (n,):
                 raise ValueError(f"cross_entropy: class targets of shape {tuple(targets.shape)} "
@@ -117,14 +127,19 @@ class CrossEntropy(Function):
                 raise ValueError(f"cross_entropy: class targets must lie in [0, {c})")
             onehot = (xp.arange(c)[None, :] == t[:, None]).astype(np.float64)
             self.class_targets = True      # each row of onehot sums to 1 exactly
-            per = self.round_out(lse[:, 0] - xp.take_along_axis(x64, t[:, None], 1)[:, 0])
+            xt = xp.take_along_axis(x64, t[:, None], 1)[:, 0]
+            per = self.round_out(portable_for(
+                self, self.output_role, lambda xp, s, m, xt: xp.log(s) + m - xt,
+                (s64[:, 0], m[:, 0], xt), xp.abs(lse[:, 0]) + xp.abs(m[:, 0]) + xp.abs(xt)))
         else:
             if tuple(targets.shape) != (n, c):
                 raise ValueError(f"cross_entropy: probability targets of shape "
                                  f"{tuple(targets.shape)} do not match logits of shape "
                                  f"{tuple(logits.shape)}")
             onehot = f64(targets)
-            nlp = self.round_out(lse - x64)                     # -log p, in L
+            nlp = self.round_out(portable_for(                 # -log p, in L
+                self, self.output_role, lambda xp, s, m, x: xp.log(s) + m - x,
+                (s64, m, x64), xp.abs(lse) + xp.abs(m) + xp.abs(x64)))
             per = engine_dot_reduce(self, onehot, nlp, 1, "forward", self.output_role)
         self.saved_e, self.saved_s, self.saved_t = e, s, onehot
         self.n = n
