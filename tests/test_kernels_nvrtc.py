@@ -154,3 +154,20 @@ def test_missing_library_is_reported_cleanly(monkeypatch):
     assert nvrtc.available() is False
     with pytest.raises(nvrtc.NVRTCUnavailable, match="nvidia-cuda-nvrtc-cu12"):
         nvrtc.compile_ptx("sm_80")
+
+
+def test_nvrtc_13_compiles_and_lints_too():
+    """The kernels compile with NVRTC 13 as well (the GPU machine's CuPy is
+    cupy-cuda13x; the tests above use the default library, NVRTC 12), with the argument
+    tables and no fused, flushed or approximate instruction.  One architecture (sm_90),
+    to keep the suite short.  Skips where the CUDA 13 wheel is not installed."""
+    libs = nvrtc.installed_libraries()
+    if 13 not in libs:
+        pytest.skip("NVRTC 13 is not installed")
+    with nvrtc.use_library(libs[13]):
+        assert nvrtc.version()[0] == 13
+        ptx = nvrtc.compile_ptx("sm_90")
+        assert nvrtc.parameter_mismatches(ptx, dsig.DEVICE_ENTRY_POINTS) == []
+        assert nvrtc.forbidden_instructions(ptx) == []
+        assert nvrtc.compile_cubin("sm_90")[:4] == b"\x7fELF"
+    assert nvrtc.version()[0] == 12 or 12 not in libs      # the default is back

@@ -9,6 +9,7 @@ extra) or from the system's library path.  ``available()`` says whether it loads
 launcher passes the same ones to RawModule, with ``include_options()``)."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import importlib.util
@@ -30,7 +31,7 @@ OPTIONS = ("--fmad=false", "--ftz=false", "--prec-div=true", "--prec-sqrt=true",
 #: the architectures the CI check compiles for
 ARCHS = ("sm_80", "sm_90")
 
-_LIBNAMES = ("libnvrtc.so.12", "libnvrtc.so")
+_LIBNAMES = ("libnvrtc.so.12", "libnvrtc.so.13", "libnvrtc.so")
 _lock = threading.Lock()
 _state: dict = {}
 
@@ -71,7 +72,8 @@ def _package_dirs() -> list[Path]:
         pass
     roots += [p for p in sys.path if p.endswith("-packages")]
     for root in roots:
-        found.append(Path(root) / "nvidia" / "cuda_nvrtc" / "lib")
+        found.append(Path(root) / "nvidia" / "cuda_nvrtc" / "lib")   # CUDA 12 wheels
+        found.append(Path(root) / "nvidia" / "cu13" / "lib")         # CUDA 13 wheels
     out, seen = [], set()
     for d in found:
         key = str(d)
@@ -132,7 +134,7 @@ def library() -> ctypes.CDLL:
         tried = []
         for path in candidates():
             try:
-                lib = _bind(ctypes.CDLL(path))
+                lib = _open(path)
             except (OSError, AttributeError) as exc:
                 tried.append(f"{path}: {exc}")
                 continue
@@ -142,6 +144,50 @@ def library() -> ctypes.CDLL:
         _state["error"] = ("libnvrtc.so.12 not found (pip install nvidia-cuda-nvrtc-cu12, or set "
                            "MINIFP_NVRTC to its path); tried:\n  " + "\n  ".join(tried))
         raise NVRTCUnavailable(_state["error"])
+
+
+def _open(path: str) -> ctypes.CDLL:
+    """Load libnvrtc at ``path``, its builtins library first (NVRTC 13 opens
+    libnvrtc-builtins by name, which the loader finds only if it is already loaded or on
+    its search path)."""
+    folder = Path(path).parent
+    for builtins in sorted(folder.glob("libnvrtc-builtins.so.*")):
+        if ".alt." not in builtins.name:
+            try:
+                ctypes.CDLL(str(builtins), mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                pass
+    return _bind(ctypes.CDLL(path))
+
+
+def installed_libraries() -> dict[int, str]:
+    """{NVRTC major version: path} of every libnvrtc found (the first of each major)."""
+    out: dict[int, str] = {}
+    for path in candidates():
+        try:
+            lib = _open(path)
+        except (OSError, AttributeError):
+            continue
+        major, minor = ctypes.c_int(), ctypes.c_int()
+        if lib.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor)) == 0:
+            out.setdefault(major.value, path)
+    return dict(sorted(out.items()))
+
+
+@contextlib.contextmanager
+def use_library(path: str):
+    """Compile with the libnvrtc at ``path`` inside the block (CI checks each major)."""
+    with _lock:
+        saved = dict(_state)
+        _state.clear()
+        _state["lib"] = _open(path)
+        _state["path"] = path
+    try:
+        yield _state["lib"]
+    finally:
+        with _lock:
+            _state.clear()
+            _state.update(saved)
 
 
 def available() -> bool:
@@ -206,6 +252,15 @@ def compile_source(source: str, arch: str, target: str = "ptx", options=OPTIONS,
     """Compile CUDA `source` for `arch` to PTX (text, without its trailing NUL) or CUBIN
     (the full image: nvrtcGetCUBINSize bytes) and return the bytes; NVRTCError with the
     log on failure.  `include` maps include names to header texts."""
+    return compile_with_log(source, arch, target, options, name, include)[0]
+
+
+def compile_with_log(source: str, arch: str, target: str = "ptx", options=OPTIONS,
+                     name: str = "device.cu",
+                     include: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """:func:`compile_source`, returning ``(bytes, the compiler's log)`` (with
+    ``--ptxas-options=-v`` in ``options`` the log of a CUBIN holds each kernel's register
+    and stack use)."""
     lib = library()
     include = include or {}
     opts = list(options) + [arch_option(arch, target)]
@@ -232,7 +287,7 @@ def compile_source(source: str, arch: str, target: str = "ptx", options=OPTIONS,
         data = buf.raw[:size.value]
         if target == "ptx":
             data = data.rstrip(b"\0")
-        return data
+        return data, log
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
 
