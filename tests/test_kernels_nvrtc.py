@@ -159,8 +159,9 @@ def test_missing_library_is_reported_cleanly(monkeypatch):
 def test_nvrtc_13_compiles_and_lints_too():
     """The kernels compile with NVRTC 13 as well (the GPU machine's CuPy is
     cupy-cuda13x; the tests above use the default library, NVRTC 12), with the argument
-    tables and no fused, flushed or approximate instruction.  One architecture (sm_90),
-    to keep the suite short.  Skips where the CUDA 13 wheel is not installed."""
+    tables and no fused, flushed or approximate instruction.  PTX for one architecture
+    (sm_90), to keep the suite short (scripts/nvrtc_report.py builds the CUBINs too).
+    Skips where the CUDA 13 wheel is not installed."""
     libs = nvrtc.installed_libraries()
     if 13 not in libs:
         pytest.skip("NVRTC 13 is not installed")
@@ -169,5 +170,4 @@ def test_nvrtc_13_compiles_and_lints_too():
         ptx = nvrtc.compile_ptx("sm_90")
         assert nvrtc.parameter_mismatches(ptx, dsig.DEVICE_ENTRY_POINTS) == []
         assert nvrtc.forbidden_instructions(ptx) == []
-        assert nvrtc.compile_cubin("sm_90")[:4] == b"\x7fELF"
     assert nvrtc.version()[0] == 12 or 12 not in libs      # the default is back
