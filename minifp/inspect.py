@@ -412,7 +412,7 @@ def _propagation(run: _Run, model, base) -> Propagation:
     masters = base.master_state_dict()
     for name, prm in model.named_parameters():
         if name in masters:
-            leaf[id(prm)] = np.abs(_f64(prm) - masters[name])
+            leaf[id(prm)] = np.abs(_f64(prm) - _f64(masters[name]))
     base_bufs = dict(base.named_buffers())
     arrays = {}
     for name, buf in model.named_buffers():
@@ -657,12 +657,13 @@ def _grad_run(module, args, kwargs, seed):
     (input tensors, output, op calls)."""
     for prm in module.parameters():
         prm.grad = None
-    ins = [Tensor(np.array(a, copy=True), requires_grad=True) if _is_float_array(a) else a
-           for a in args]
+    dev = module.device                      # (the copies go where the module is)
+    ins = [Tensor(dev.put(np.array(asnumpy(a), copy=True)), requires_grad=True)
+           if _is_float_array(a) else a for a in args]
     with enable_grad(), np.errstate(all="ignore"), record_calls() as calls:
         out = module(*ins, **kwargs)
         if isinstance(out, Tensor) and out.requires_grad:
-            out.backward(seed)
+            out.backward(dev.put(seed))
     return ins, out, calls
 
 

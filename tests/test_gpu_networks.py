@@ -108,3 +108,32 @@ def test_training_run_and_resume_across_devices(cupy, tmp_path):
         assert want.keys() == got.keys()
         for k in want:
             assert _same(want[k], got[k]), f"{name}: {k}"
+
+
+@pytest.mark.parametrize("extra", [[], ["--backward"]])
+def test_inspect_and_eval_on_the_gpu_match_the_cpu(cupy, tmp_path, extra):
+    """`minifp inspect --device gpu` writes the CPU's JSON (errors, bounds, lemma counts),
+    and `minifp eval --device gpu` the CPU's accuracy and loss."""
+    import json
+
+    from click.testing import CliRunner
+
+    from minifp.cli.main import main
+    runner = CliRunner()
+    out = {}
+    for device in ("cpu", "gpu"):
+        path = tmp_path / f"{device}.json"
+        r = runner.invoke(main, ["inspect", "--net", "mlp", "--dataset", "digits",
+                                 "--samples", "64", "--quiet", "--device", device,
+                                 "--json", str(path), *extra])
+        assert r.exit_code == 0, r.output
+        out[device] = json.loads(path.read_text())
+    assert out["cpu"] == out["gpu"]
+    _run(tmp_path, "run", "cpu", 1)
+    ev = {}
+    for device in ("cpu", "gpu"):
+        r = runner.invoke(main, ["eval", str(tmp_path / "run" / "checkpoint.h5"), "--dtype",
+                                 "bfloat16", "--device", device])
+        assert r.exit_code == 0, r.output
+        ev[device] = r.output
+    assert ev["cpu"] == ev["gpu"]

@@ -772,23 +772,25 @@ def one_line_warnings(bar_holder=None):
 @click.option("--progress/--no-progress", default=None,
               help="a progress bar over the layers on stderr [default: when stderr is a "
                    "terminal; never under --step or --quiet]")
+@click.option("--device", default="cpu", show_default=True,
+              help="cpu, gpu or cuda:N: where the networks run (the tables are the same)")
 @click.option("--quiet", "-q", is_flag=True,
               help="no progress bar, no heading, legend or table: print only the summary "
                    "(the lemma counts, accuracies, largest ratios, first overflow); the "
                    "table still shows under --step, --json and --plot are written as usual")
 def inspect_command(net, checkpoint, dtype, reference, dataset, samples, seed, stepping,
-                    backward, wide, json_path, plot_path, progress, quiet):
+                    backward, wide, json_path, plot_path, progress, quiet, device):
     """Step through a network layer by layer under a precision policy against a float64
     reference: a table of errors, a-priori bounds and overflows per layer, then how many
     samples the lemma Gamma >= 2 delta guarantees and how many actually agree."""
     holder = [None]
     with one_line_warnings(holder):
         _inspect(net, checkpoint, dtype, reference, dataset, samples, seed, stepping,
-                 backward, wide, json_path, plot_path, progress, quiet, holder)
+                 backward, wide, json_path, plot_path, progress, quiet, holder, device)
 
 
 def _inspect(net, checkpoint, dtype, reference, dataset, samples, seed, stepping, backward,
-             wide, json_path, plot_path, progress, quiet, holder):
+             wide, json_path, plot_path, progress, quiet, holder, device="cpu"):
     from ..inspect import step  # noqa: PLC0415
     from ..precision import get_precision  # noqa: PLC0415
     from ..progress import bar, default_enabled  # noqa: PLC0415
@@ -813,19 +815,22 @@ def _inspect(net, checkpoint, dtype, reference, dataset, samples, seed, stepping
         raise UserError(f"--reference {ref.name} ({ra.name}) is narrower than --dtype "
                         f"{policy.name} ({pa.name})")
 
+    from ..device import parse_device  # noqa: PLC0415
+    dev = parse_device(device)
     model, data, what, label = _load(net, checkpoint, dataset, seed)
+    model.to(device=dev)
     n_test = int(len(data.y_test))
     if samples > n_test:
         raise UserError(f"--samples {samples} is larger than the {n_test} test samples of "
                         f"{data.name}")
-    x = np.asarray(data.x_test[:samples])
+    x = dev.put(np.asarray(data.x_test[:samples]))
     y = np.asarray(data.y_test[:samples])
 
     try:
         # with --backward one run gives both: the forward records are those of a
         # forward pass, the gradients those of the backward pass that follows it
         fwd = step(model, x, policy, ref, backward=backward,
-                   targets=y if backward else None)
+                   targets=dev.put(y) if backward else None)
     except ValueError as err:
         raise UserError(str(err)) from None
 
