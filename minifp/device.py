@@ -65,6 +65,7 @@ _SPEC = re.compile(r"(cpu|gpu|cuda)(?::(\d+))?")
 def parse_device(spec) -> Device:
     """A Device from ``cpu``, ``gpu``, ``cuda`` or ``cuda:N`` (or a Device).  A GPU that
     is not there is a UserError in one line."""
+    name = str(spec)
     if isinstance(spec, Device):
         dev = spec
     else:
@@ -76,11 +77,11 @@ def parse_device(spec) -> Device:
         dev = Device("cuda", int(m.group(2) or 0))
     if dev.is_gpu:
         if not gpu_available():
-            raise UserError(f"device {dev}: no GPU here (CuPy is not installed or sees no "
+            raise UserError(f"device {name}: no GPU here (CuPy is not installed or sees no "
                             "CUDA device); use cpu")
         count = int(cupy_module().cuda.runtime.getDeviceCount())
         if dev.index >= count:
-            raise UserError(f"device {dev}: there {'is' if count == 1 else 'are'} only "
+            raise UserError(f"device {name}: there {'is' if count == 1 else 'are'} only "
                             f"{count} GPU{'s' if count != 1 else ''} (cuda:0 .. "
                             f"cuda:{count - 1})")
     return dev

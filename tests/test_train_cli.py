@@ -78,6 +78,24 @@ def test_bad_input_is_one_line(tmp_path, args, words):
     assert len(r.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", [["train", "--dataset", "digits"], ["compare", "--dtypes",
+                                     "float16", "--dataset", "digits"],
+                                     ["inspect", "--dataset", "digits"]])
+@pytest.mark.parametrize("device", ["gpu", "cuda:1"])
+def test_a_gpu_that_is_not_there_is_one_line(tmp_path, command, device):
+    from minifp import backend
+    previous = backend.install_cupy(None)          # as on a machine without CuPy
+    try:
+        r = CliRunner().invoke(main, [*command, "--device", device, "--quiet",
+                                      *(["--out", str(tmp_path / "x")] if command[0] != "inspect"
+                                        else [])])
+    finally:
+        backend.install_cupy(*previous)
+    assert r.exit_code == 2, r.output
+    assert "no GPU here" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
 def test_dataset_file_that_is_not_hdf5(tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_text("not hdf5")

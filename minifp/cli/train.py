@@ -299,6 +299,8 @@ def compare_command(dtypes, out, overwrite, json_path, plot_path, progress, **kw
                         "needs its own OUT/<dtype>/ folder")
     for d in names:
         make_policy(d, kw["accumulate"], kw["order"], kw["rounding"])
+    from ..device import parse_device
+    parse_device(kw["device"])              # before the first run, as the names
     if plot_path is not None:
         require_matplotlib()
         check_plot_path(plot_path)
