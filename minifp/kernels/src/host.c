@@ -85,7 +85,10 @@ static int sequential_fast_rows(const mf_acc *A, const double *x, const double *
                 ys = len;
             }
             int bounded = 0;
-            if (!F[F_F32]) {                       /* float32: no test in the loop */
+            /* float32: no test in the loop; others: only where the growth factor of
+             * mf_rows_bounded can pass (K (2**-p + 2**-52) <= 1/2) */
+            if (!F[F_F32] && F[F_PRECISION] >= 1 && F[F_PRECISION] <= 50
+                && (double)K * (mf_pow2(-(int)F[F_PRECISION]) + mf_pow2(-52)) <= 0.5) {
                 if (b != ymax_b) {
                     mf_column_max(yt, ys, K, len, ymax);
                     ymax_b = b;
