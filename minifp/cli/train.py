@@ -21,9 +21,53 @@ from .checks import (check_out_dir, check_out_file, check_plot_path, check_seed,
                      os_error_text, require_matplotlib, write_text)
 
 NETS_HELP = "network: mlp, lenet5, cnn, resnetN (resnet8, resnet20, ...), vit"
-DTYPE_HELP = ("precision policy: a preset (float32, float16, float16-acc32, mixed, "
-              "bfloat16, fp8, posit8, posit16, posit8-mixed, float64), a format name "
-              "(every role in it), a policy JSON file, or inline JSON")
+DTYPE_HELP = ("precision policy, in one of four forms: a preset (float32, float16, "
+              "float16-acc32, mixed, bfloat16, fp8, posit8, posit16, posit8-mixed, "
+              "float64); a format name (every role in it, e.g. e5m2 or 'posit(8,2)'); a "
+              "policy JSON file (path ending in .json); or inline JSON, e.g. "
+              "'{\"base\": \"fp8\", \"loss_scaling\": {\"mode\": \"static\", "
+              "\"scale\": 1024}}'.  The per-stage options below change it")
+
+
+def _stage_options(f):
+    """The per-stage changes to --dtype (train, compare, eval): minifp.train.policy_flags."""
+    role = "format of the {} role (overrides the policy's)"
+    opts = [
+        click.option("--weights", default=None, metavar="FORMAT", help=role.format("weights W")),
+        click.option("--activations", default=None, metavar="FORMAT",
+                     help=role.format("activations F")),
+        click.option("--loss", default=None, metavar="FORMAT", help=role.format("loss L")),
+        click.option("--backward", default=None, metavar="FORMAT",
+                     help=role.format("backward B (activation gradients)")),
+        click.option("--gradients", default=None, metavar="FORMAT",
+                     help=role.format("weight gradients G")),
+        click.option("--optimizer-format", default=None, metavar="FORMAT",
+                     help=role.format("optimizer O (state, masters)")),
+        click.option("--forward-accumulate", default=None, metavar="FORMAT",
+                     help="accumulator format of the forward phase"),
+        click.option("--forward-order", default=None, metavar="ORDER",
+                     help="accumulation order of the forward phase"),
+        click.option("--backward-accumulate", default=None, metavar="FORMAT",
+                     help="accumulator format of the backward phase"),
+        click.option("--backward-order", default=None, metavar="ORDER",
+                     help="accumulation order of the backward phase"),
+        click.option("--loss-scaling", default=None, metavar="SPEC",
+                     help="none, static:S or dynamic[:S[:interval]]"),
+        click.option("--master-weights/--no-master-weights", default=None,
+                     help="keep float64-rounded-to-O master weights (or update W directly)"),
+        click.option("--override", "overrides", multiple=True, metavar="PATTERN=ROLE:FORMAT,...",
+                     help="per-layer formats for the layers whose path matches PATTERN "
+                          "(fnmatch; repeatable), e.g. 'body.4=weights:float32' or "
+                          "'*norm*=weights:float32'"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+STAGE_FIELDS = ("weights", "activations", "loss", "backward", "gradients", "optimizer_format",
+                "forward_accumulate", "forward_order", "backward_accumulate",
+                "backward_order", "loss_scaling", "master_weights", "overrides")
 TRAIN_EXAMPLES = """\b
 Examples:
   minifp train --dtype float16 --net mlp          # the README's main job
@@ -84,7 +128,18 @@ def _config_options(f):
     ]
     for opt in reversed(opts):
         f = opt(f)
-    return f
+    return _stage_options(f)
+
+
+def _stage_changes(kw) -> dict:
+    """The per-stage changes among the options (and --accumulate, --order, --rounding)."""
+    from ..train.policy_flags import FLAGS
+    out = {}
+    for field, _, _ in FLAGS:
+        v = kw.get(field)
+        if v is not None and not (isinstance(v, (tuple, list)) and not v):
+            out[field] = tuple(v) if isinstance(v, list) else v
+    return out
 
 
 def _make_config(dtype, out, progress, **kw):
@@ -244,7 +299,8 @@ def _resume_config(ctx, resume_dir, dtype, out, overwrite, show, kw):
 @click.option("--device", default="cpu", show_default=True, help="cpu, gpu or cuda:N")
 @click.option("--json", "json_path", default=None, metavar="FILE",
               help="also write the results to FILE (strict JSON)")
-def eval_command(checkpoint, dtype, dataset, batch_size, device, json_path):
+@_stage_options
+def eval_command(checkpoint, dtype, dataset, batch_size, device, json_path, **stages):
     """Evaluate a checkpoint under its own policy (and under --dtype): accuracy, loss and
     the agreement of the predictions."""
     from ..jsonio import dumps
@@ -252,7 +308,11 @@ def eval_command(checkpoint, dtype, dataset, batch_size, device, json_path):
     check_out_file(json_path, "--json")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    res = evaluate_checkpoint(checkpoint, dtype, dataset, batch_size, device)
+    changes = _stage_changes(stages)
+    if changes and dtype is None:
+        raise UserError(f"--{next(iter(changes)).replace('_', '-')} changes the --dtype "
+                        "policy: give --dtype too (the checkpoint's own policy stays as saved)")
+    res = evaluate_checkpoint(checkpoint, dtype, dataset, batch_size, device, changes)
     rows = res["rows"]
     click.echo(f"checkpoint {checkpoint}: net {res['net']}, dataset {res['dataset']} "
                f"({res['samples']} test samples), epoch {res['epoch']}")
@@ -298,7 +358,7 @@ def compare_command(dtypes, out, overwrite, json_path, plot_path, progress, **kw
         raise UserError(f"--dtypes names {', '.join(dup)} twice; with --out each policy "
                         "needs its own OUT/<dtype>/ folder")
     for d in names:
-        make_policy(d, kw["accumulate"], kw["order"], kw["rounding"])
+        make_policy(d, changes=_stage_changes(kw))
     from ..device import parse_device
     parse_device(kw["device"])              # before the first run, as the names
     if plot_path is not None:

@@ -17,7 +17,7 @@ __all__ = ["evaluate_checkpoint", "compare"]
 
 
 def evaluate_checkpoint(path, dtype=None, dataset=None, batch_size=256,
-                        device="cpu") -> dict:
+                        device="cpu", changes=None) -> dict:
     """Accuracy and loss of a checkpoint under its own policy, and under ``dtype`` with
     the agreement of its predictions with those of the checkpoint's policy, computed on
     ``device``.
@@ -45,7 +45,7 @@ def evaluate_checkpoint(path, dtype=None, dataset=None, batch_size=256,
     loss, acc, ref_pred, _ = evaluate(model, data.x_test, data.y_test, own, batch_size)
     rows = [{"policy": own.name, "accuracy": acc, "loss": loss, "agreement": 1.0}]
     if dtype is not None:
-        other = make_policy(dtype)
+        other = make_policy(dtype, changes=changes)
         model.commit_master()
         model.to(other)
         loss2, acc2, pred2, _ = evaluate(model, data.x_test, data.y_test, other, batch_size)
@@ -64,7 +64,8 @@ def compare(configs, echo=None, overwrite=False, progress=False) -> dict:
     the first run starts; a directory that holds a run is refused unless ``overwrite``.
     ``progress``: an overall bar over the runs above each run's epoch bar."""
     say = echo or (lambda line: print(line, flush=True))
-    policies = [make_policy(c.dtype, c.accumulate, c.order, c.rounding) for c in configs]
+    from .policy_flags import changes_of
+    policies = [make_policy(c.dtype, changes=changes_of(c)) for c in configs]
     for c in configs:
         d = c.run_dir()
         if d is None:

@@ -60,12 +60,29 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float | None = None  # None: the optimizer's default (adamw 0.01, else 0)
     seed: int = 0
+    # per-stage changes to the policy (minifp.train.policy_flags; None: the policy's own)
+    weights: str | None = None
+    activations: str | None = None
+    loss: str | None = None
+    backward: str | None = None
+    gradients: str | None = None
+    optimizer_format: str | None = None
+    forward_accumulate: str | None = None
+    forward_order: str | None = None
+    backward_accumulate: str | None = None
+    backward_order: str | None = None
+    loss_scaling: str | None = None
+    master_weights: bool | None = None
+    overrides: tuple = ()
     device: str = "cpu"
     init_from: str | None = None       # start from the weights of this checkpoint
     save_every: int = 1                # checkpoint every N epochs (and after the last)
     out: str | None = "default"        # None: write nothing; "default": see run_dir()
     progress: bool = True
     quiet: bool = False
+
+    def __post_init__(self):
+        self.overrides = tuple(self.overrides or ())        # (JSON gives a list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -114,33 +131,42 @@ class TrainConfig:
         return Path("runs") / name
 
 
-def make_policy(dtype, accumulate=None, order=None, rounding=None) -> Precision:
-    """The policy named by ``dtype`` (preset, format name or JSON path), with the
-    accumulator format / order of both phases and the rounding of every role replaced when
-    given."""
+def make_policy(dtype, accumulate=None, order=None, rounding=None, changes=None) -> Precision:
+    """The policy named by ``dtype`` (preset, format name, JSON file or inline JSON), with
+    the per-stage ``changes`` of :mod:`minifp.train.policy_flags` applied (``accumulate``,
+    ``order`` and ``rounding`` are three of them) and a name that says what changed."""
+    from .policy_flags import apply_changes
     try:
         policy = get_precision(dtype)
     except ValueError as err:
         raise UserError(str(err)) from None
-    if accumulate is None and order is None and rounding is None:
-        return policy
-    d = policy.to_dict()
-    for phase in ("forward", "backward_acc"):
-        acc = dict(d[phase])
-        if accumulate is not None:
-            acc["format"] = accumulate
-        if order is not None:
-            acc["order"] = order
-        d[phase] = acc
-    if rounding is not None:
-        d["rounding"] = {role: rounding for role in d["rounding"]}
-    suffix = "".join(f"+{k}={v}" for k, v in (("acc", accumulate), ("order", order),
-                                                ("rounding", rounding)) if v is not None)
-    d["name"] = f"{policy.name}{suffix}"
+    policy = _named_after_base(policy, dtype)
+    all_changes = {k: v for k, v in (("accumulate", accumulate), ("order", order),
+                                     ("rounding", rounding)) if v is not None}
+    all_changes.update(changes or {})
+    return apply_changes(policy, all_changes)
+
+
+def _named_after_base(policy, dtype):
+    """An inline-JSON or file policy that changes a ``base`` and gives no ``name`` is
+    named ``base+key+key`` after what it sets, not after its base alone."""
+    import json
+    text = str(dtype).strip()
     try:
-        return Precision.from_dict(d)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+        if text.startswith("{"):
+            d = json.loads(text)
+        elif text.lower().endswith(".json") and Path(text).is_file():
+            d = json.loads(Path(text).read_text())
+        else:
+            return policy
+    except (OSError, ValueError):
+        return policy
+    if not isinstance(d, dict) or "name" in d or "base" not in d:
+        return policy
+    keys = sorted(k for k in d if k not in ("base", "seed"))
+    if not keys:
+        return policy
+    return policy.replace(name=f"{d['base']}+" + "+".join(keys))
 
 
 def check_device(device: str) -> str:
@@ -162,9 +188,12 @@ def build(config: TrainConfig, init_weights: bool = True):
     from ..device import parse_device
 
     device = parse_device(config.device)
-    policy = make_policy(config.dtype, config.accumulate, config.order, config.rounding)
+    from .policy_flags import changes_of, check_overrides_match
+    changes = changes_of(config)
+    policy = make_policy(config.dtype, changes=changes)
     data = load_dataset(config.dataset)
     model = build_model(config.net, data.input_shape, data.classes, seed=config.seed)
+    check_overrides_match(model, changes)
     if config.init_from is not None and init_weights:
         init_from_checkpoint(model, config.init_from, config.net)
     model.to(policy, device=device)
