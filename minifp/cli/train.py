@@ -75,6 +75,9 @@ Examples:
   minifp train --resume runs/lenet-mixed --epochs 10
   minifp train --dtype posit8 --init-from runs/lenet-mixed/best.h5 --epochs 2
   minifp train --dtype float16 --accumulate float32 --order pairwise --quiet
+  minifp train --dtype fp8 --loss-scaling static:1024 --override 'body.4=weights:float32'
+  minifp train --dtype posit8 --loss posit16 --optimizer-format posit16 --schedule step:4:0.5
+  minifp train --dtype float16 --optimizer adam --lr 0.001 --eps 1e-4 --schedule warmup:50,cosine
 """
 COMPARE_EXAMPLES = """\b
 Examples:
@@ -114,6 +117,16 @@ def _config_options(f):
                      help="optimizer, updating in the policy's optimizer format O"),
         click.option("--momentum", type=float, default=0.9, show_default=True,
                      help="SGD momentum, in [0, 1)"),
+        click.option("--nesterov", is_flag=True, help="SGD: Nesterov momentum"),
+        click.option("--eps", type=float, default=None,
+                     help="Adam/AdamW epsilon [default: 1e-8; float16 optimizer state needs "
+                          "about 1e-4]"),
+        click.option("--betas", default=None, metavar="B1,B2",
+                     help="Adam/AdamW moment decays [default: 0.9,0.999]"),
+        click.option("--schedule", default="constant", show_default=True, metavar="SPEC",
+                     help="learning rate: constant, step:EVERY:FACTOR (epochs), cosine, "
+                          "warmup:N (steps), or joined with commas (warmup:100,cosine); "
+                          "computed in float64 and rounded once to O"),
         click.option("--weight-decay", type=float, default=None,
                      help="weight decay [default: 0.01 for adamw (decoupled), else 0]"),
         click.option("--seed", type=int, default=0, show_default=True,
@@ -157,7 +170,10 @@ def _make_config(dtype, out, progress, **kw):
     if kw.get("weight_decay") is not None and not kw["weight_decay"] >= 0:
         raise UserError(f"--weight-decay must be >= 0, got {kw['weight_decay']}")
     check_seed(kw["seed"])
-    return TrainConfig(dtype=dtype, out=out, progress=progress, **kw)
+    config = TrainConfig(dtype=dtype, out=out, progress=progress, **kw)
+    from ..train.loop import optimizer_options
+    optimizer_options(config)                 # the optimizer flags: one line if they clash
+    return config
 
 
 def _typed(ctx, names) -> list[str]:

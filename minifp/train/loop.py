@@ -59,6 +59,10 @@ class TrainConfig:
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float | None = None  # None: the optimizer's default (adamw 0.01, else 0)
+    eps: float | None = None           # Adam/AdamW (None: 1e-8)
+    betas: str | None = None           # Adam/AdamW "b1,b2" (None: 0.9,0.999)
+    nesterov: bool = False             # SGD with momentum
+    schedule: str = "constant"         # minifp.optim.schedule
     seed: int = 0
     # per-stage changes to the policy (minifp.train.policy_flags; None: the policy's own)
     weights: str | None = None
@@ -197,11 +201,43 @@ def build(config: TrainConfig, init_weights: bool = True):
     if config.init_from is not None and init_weights:
         init_from_checkpoint(model, config.init_from, config.net)
     model.to(policy, device=device)
-    kw = {"momentum": config.momentum} if config.optimizer.lower() == "sgd" else {}
     optimizer = build_optimizer(config.optimizer, model, config.lr, policy,
-                                weight_decay=config.resolved_weight_decay(), **kw)
+                                weight_decay=config.resolved_weight_decay(),
+                                **optimizer_options(config))
     scaler = LossScaler.from_policy(policy)
     return data, model, policy, optimizer, scaler
+
+
+def optimizer_options(config) -> dict:
+    """The optimizer's own options from a config: momentum and nesterov for SGD, eps and
+    betas for Adam/AdamW; UserError naming the flag that does not apply."""
+    from ..optim.schedule import Schedule
+    Schedule.parse(config.schedule)                       # a bad schedule: one line
+    sgd = config.optimizer.lower() == "sgd"
+    if sgd:
+        for flag, value in (("--eps", config.eps), ("--betas", config.betas)):
+            if value is not None:
+                raise UserError(f"{flag} applies to adam and adamw only (the optimizer is sgd)")
+        if config.nesterov and not config.momentum > 0:
+            raise UserError("--nesterov needs a momentum above 0")
+        return {"momentum": config.momentum, "nesterov": bool(config.nesterov)}
+    if config.nesterov:
+        raise UserError(f"--nesterov applies to sgd only (the optimizer is {config.optimizer})")
+    out = {}
+    if config.eps is not None:
+        if not config.eps > 0:
+            raise UserError(f"--eps must be positive, got {config.eps}")
+        out["eps"] = float(config.eps)
+    if config.betas is not None:
+        try:
+            b1, b2 = (float(v) for v in str(config.betas).split(","))
+        except ValueError:
+            raise UserError(f"--betas {config.betas!r}: expected two numbers b1,b2 in "
+                            "[0, 1), e.g. 0.9,0.999") from None
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise UserError(f"--betas {config.betas!r}: both must lie in [0, 1)")
+        out["betas"] = (b1, b2)
+    return out
 
 
 def init_from_checkpoint(model, path, net=None):
@@ -438,9 +474,14 @@ def _train_epoch(model, optimizer, scaler, policy, stream, data, config, epoch, 
     before = snapshot(model, policy.master_weights)
     bar = _progress.bar(n_batches, f"epoch {epoch + 1}/{config.epochs}", bars,
                         position=bar_position)
+    from ..optim.schedule import Schedule
+    schedule = Schedule.parse(config.schedule)
     with use(policy, rng=stream), bar:
         for step, (xb, yb) in enumerate(batches(data.x_train, data.y_train,
                                                 config.batch_size, rng=rng)):
+            if schedule.parts:       # float64 from the global step, rounded once to O
+                optimizer.lr = schedule.rate(config.lr, epoch * n_batches + step, n_batches,
+                                             config.epochs * n_batches, policy.optimizer)
             optimizer.zero_grad()
             logits = model(model.device.put(xb))         # each batch moves once
             loss = F.cross_entropy(logits, model.device.put(yb))
