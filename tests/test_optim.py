@@ -232,13 +232,50 @@ def test_loss_scaler_skips_overflow_and_adjusts_scale():
     assert np.array_equal(p.data, before - 3 * 0.5 * np.array([1.0, -2.0]))
 
 
-def test_loss_scaler_unscale_overflow_when_scale_below_one():
+def test_loss_scaler_unscales_into_the_optimizers_precision():
+    """Unscaled gradients live in O, or in float32 where O is narrower (AMP): with a scale
+    below 1, 60000 * 16 is beyond float16 but a float32 value, so the step is taken."""
     p = one_param([0.0], np.float16)
     sc = LossScaler("static", scale=2.0 ** -4, policy="float16")
-    p.grad = Tensor(np.array([60000.0], np.float16))          # * 16 overflows float16
+    p.grad = Tensor(np.array([60000.0], np.float16))
+    assert sc.unscale_and_check([("w", p)]) is True
+    assert p.grad.data.dtype == np.float32 and float(p.grad.data[0]) == 960000.0
+    # an Inf in G stays an Inf, and the step is skipped
+    p.grad = Tensor(np.array([np.inf], np.float16))
     assert sc.unscale_and_check([("w", p)]) is False
     sc.update(False)
     assert sc.scale == 2.0 ** -4 and sc.skipped == 1         # static: scale kept
+    # O at least float32 (posit32 is not: float32 then; float64 O is kept)
+    q = one_param([0.0], np.float64)
+    sc64 = LossScaler("static", scale=2.0 ** 3, policy="float64")
+    q.grad = Tensor(np.array([1e-300]))
+    assert sc64.unscale_and_check([("w", q)]) is True and q.grad.data.dtype == np.float64
+
+
+def test_loss_scaling_rescues_e5m2_weight_gradients():
+    """fp8 (B and G = e5m2, smallest subnormal 2**-16 ~ 1.5e-5): a loss weighted by 1e-4
+    (the backward seed) gives activation and weight gradients far below that, which
+    underflow to 0 without loss scaling; scaled by 2**12 they are e5m2 values, and unscaled
+    into float32 (O) the weight gradients reach the optimizer nonzero."""
+    import minifp.functional as F
+    from minifp import nn
+    from minifp.precision import use
+    from minifp.train import make_policy
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 16)) * 0.1
+    y = rng.integers(0, 4, 64)
+    counts = {}
+    for spec in ("none", "static:4096"):
+        policy = make_policy("fp8", changes={"loss_scaling": spec})
+        layer = nn.Linear(16, 4, seed=1)
+        layer.to(policy)
+        sc = LossScaler.from_policy(policy)
+        with use(policy):
+            loss = F.cross_entropy(layer(x), y)
+            sc.scale_loss(loss).backward(np.array(1e-4))
+            sc.unscale_and_check([("weight", layer.weight)])
+        counts[spec] = int(np.count_nonzero(np.asarray(layer.weight.grad.data)))
+    assert counts["none"] < 8 and counts["static:4096"] > 48, counts
 
 
 def test_loss_scaler_none_and_from_policy():

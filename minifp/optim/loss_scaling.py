@@ -28,13 +28,15 @@ Numerics:
   does, so ``scale_loss(loss).backward()`` and ``loss.backward(grad=scale)`` give the same
   gradients, and a scale of 2^16 survives even when the backward format B is float16
   (whose largest value is 65504).
-* ``unscale_and_check(params)`` divides every weight gradient by the scale in float64 and
-  rounds the quotient once to the gradient format G of the parameter's layer
-  (``policy.for_layer(path).gradients``, "gradients" rounding; the float64 quotient is
-  exact for a power-of-two scale, otherwise it is a first rounding); it returns False when any
-  gradient holds a non-finite value after unscaling (which includes every inf/nan present
-  before, and any overflow of G by the division when the scale is below 1).  With a scale
-  of 1 the gradients are only checked.
+* ``unscale_and_check(params)`` divides every weight gradient (in G) by the scale in
+  float64 and rounds the quotient once into the optimizer's precision, as AMP does: the
+  layer's optimizer format O (its "optimizer" rounding), or float32 where O is narrower
+  than float32 (:func:`unscaled_format`); the float64 quotient is exact for a power-of-two
+  scale, otherwise it is a first rounding.  The optimizer takes that gradient as it is, so
+  a gradient below G's smallest subnormal that the scale saved is not lost again by a
+  second rounding to G.  It returns False when any gradient holds a non-finite value after
+  unscaling (which includes every inf/nan present before).  With a scale of 1 the
+  gradients stay in G and are only checked.
 * ``update(found_finite)``: a step with non-finite gradients counts as skipped (all modes:
   the protocol never applies such a step).  Dynamic mode also divides the scale by
   ``factor`` on a skip and multiplies it by ``factor`` after ``growth_interval``
@@ -56,6 +58,20 @@ from .base import Optimizer, layer_path_of, named_params
 __all__ = ["LossScaler"]
 
 _MODES = ("none", "static", "dynamic")
+
+
+def unscaled_format(layer_policy):
+    """(format, rounding) of an unscaled gradient: the layer's optimizer format O, or
+    float32 where O is narrower than float32 (as AMP keeps them), O's rounding mode (or
+    nearest-even for float32).  A gradient below G's smallest subnormal, saved by the
+    scale, so stays nonzero on its way to the optimizer."""
+    from ..formats import get_format  # noqa: PLC0415
+    o = layer_policy.optimizer
+    f32 = get_format("float32")
+    if o.precision >= f32.precision and o.max >= f32.max and \
+            o.smallest_subnormal <= f32.smallest_subnormal:
+        return o, layer_policy.rounding["optimizer"]
+    return f32, Rounding.NEAREST_EVEN
 
 
 class _ScaleLoss(Function):
@@ -159,10 +175,11 @@ class LossScaler:
             xp = array_module(gt.data)
             if inv:
                 lp = self._layer_policy(base, name)
-                rng = self.rng if lp.rounding["gradients"] is Rounding.STOCHASTIC else None
+                fmt, mode = unscaled_format(lp)
+                rng = self.rng if mode is Rounding.STOCHASTIC else None
                 with np.errstate(over="ignore", invalid="ignore"):
                     q = xp.asarray(gt.data, dtype=np.float64) / self.scale
-                    gt.data = lp.round("gradients", q, rng=rng)
+                    gt = Tensor(fmt.round(q, mode, rng=rng))
                 p.grad = gt
             if finite and not bool(xp.all(xp.isfinite(gt.data))):
                 finite = False
