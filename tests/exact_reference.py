@@ -221,8 +221,29 @@ def posit_code_of_magnitude(n: int, es: int, a: Fraction, mode: str) -> int:
     return min(max(c, 1), (1 << (n - 1)) - 1)
 
 
+def posit_underflow_code_of_magnitude(n: int, es: int, a: Fraction, mode: str) -> int:
+    """PositNN's underflow variant: as :func:`posit_code_of_magnitude`, but below minpos
+    the bit string is not clamped: its first n-1 bits are all zero (code 0, the value 0)
+    and the standard bit-string rounding decides between code 0 and code 1 (minpos)."""
+    max_scale = (n - 2) << es
+    if a >= _pow2(-max_scale):
+        return posit_code_of_magnitude(n, es, a, mode)
+    scale = _floor_log2(a)
+    k, ex = scale >> es, scale & ((1 << es) - 1)
+    rlen = -k + 1                              # k < 0: -k zeros, then a 1
+    prefix = (1 << es) | ex                    # the regime's terminating 1, exponent
+    plen = rlen + es
+    frac = a / _pow2(scale) - 1
+    t = (prefix + frac) * _pow2((n - 1) - plen)   # < 1: the string below the cut
+    c = t.numerator // t.denominator
+    assert c == 0
+    up = _magnitude_round_up(t - c, False, mode)
+    return 1 if up else 0
+
+
 def posit_reference_code(fmt, value, mode: str) -> int:
-    """Code of ``value`` rounded onto posit(fmt.n, fmt.es)."""
+    """Code of ``value`` rounded onto posit(fmt.n, fmt.es) (its underflow variant when
+    ``fmt.underflow``)."""
     if mode not in MODES:
         raise ValueError(f"reference has no deterministic mode {mode!r}")
     n, es = fmt.n, fmt.es
@@ -234,7 +255,9 @@ def posit_reference_code(fmt, value, mode: str) -> int:
     if v == 0:
         return 0
     negative = v < 0
-    c = posit_code_of_magnitude(n, es, abs(v), _magnitude_mode(mode, negative))
+    of_magnitude = posit_underflow_code_of_magnitude if getattr(fmt, "underflow", False) \
+        else posit_code_of_magnitude
+    c = of_magnitude(n, es, abs(v), _magnitude_mode(mode, negative))
     return ((-c) & ((1 << n) - 1)) if negative else c
 
 

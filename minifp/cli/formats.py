@@ -208,7 +208,8 @@ def _print_table(as_json: bool) -> None:
     click.echo("Spellings: eXmY[bB][fn|fnuz|finite][:sat][:ftz] = X exponent bits, Y mantissa "
                "bits, bias B, no Inf (fn: NaN = S.1..1.1..1; fnuz: one NaN at 0x80.., no -0; "
                "finite: no NaN), :sat saturating overflow, :ftz flushed subnormals (e.g. "
-               "e4m3b11fnuz, e5m2:sat); posit(N,ES) or positN_ES = N bits, ES exponent bits. "
+               "e4m3b11fnuz, e5m2:sat); posit(N,ES) or positN_ES = N bits, ES exponent bits, "
+               ":underflow PositNN's variant that rounds to 0 below minpos/useed. "
                "p = precision in bits, u = 2^-p. Details and codes: minifp formats show NAME")
 
 

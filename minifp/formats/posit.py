@@ -19,6 +19,15 @@ stochastic rounding picks the upper neighbour with probability
 (:mod:`minifp.formats.stream`): where the posit keeps a fraction bit the word's
 low bits are added below the cut (exact probability), elsewhere the word's top 53
 bits as a double in [0, 1) are compared with the ratio computed in float64.
+
+The underflow variant ``posit(n,es):underflow`` (PositNN's fork of Universal,
+UNDERFLOW_MODE = -1) treats 0 as the neighbour below minpos, with the bit-string
+rounding point between them at t = minpos / useed = 2**(-2**es (n-1)): below minpos,
+nearest-even gives 0 for |x| <= t (the tie goes to the even code, 0) and minpos
+above; nearest-away 0 for |x| < t; toward zero 0; up and down 0 on the side of zero;
+to-odd minpos (the odd code); stochastic minpos with probability |x| / minpos (the
+word's top 53 bits in [0, 1) against |x| / minpos), else 0.  Elsewhere it is the
+standard posit.
 """
 from __future__ import annotations
 
@@ -40,6 +49,9 @@ class PositFormat(Format):
     n: int
     es: int
     name: str = dataclasses.field(default="", compare=False)
+    #: PositNN's underflow variant (``posit(n,es):underflow``): 0 is the neighbour below
+    #: minpos, so magnitudes below minpos/useed round to 0 (see the module docstring)
+    underflow: bool = False
 
     kind = "posit"
 
@@ -87,6 +99,9 @@ class PositFormat(Format):
 
     @property
     def specials(self) -> str:
+        if self.underflow:
+            return ("posit: one zero, NaR = 10..0 (NaN/Inf map to NaR); underflow variant: "
+                    f"rounds to 0 below minpos/useed = 2^{-(self.max_scale + (1 << self.es))}")
         return "posit: one zero, NaR = 10..0 (NaN/Inf map to NaR); never rounds to 0 or NaR"
 
     @functools.cached_property
@@ -191,8 +206,41 @@ class PositFormat(Format):
         work = self._work_for(a.dtype)
         if mode is Rounding.STOCHASTIC and words is None:
             words = Stream.from_rng(rng, xp).words_for_shape(a.shape)
-        return self._round_binades(xp, a.astype(work.float_dtype, copy=False), mode, work,
-                                   words)
+        out = self._round_binades(xp, a.astype(work.float_dtype, copy=False), mode, work,
+                                  words)
+        if self.underflow:
+            out = self._underflow_to_zero(xp, a, out, mode, words)
+        return out
+
+    @property
+    def underflow_threshold(self) -> float:
+        """t = minpos / useed: the rounding point between 0 and minpos of :underflow."""
+        return 2.0 ** -(self.max_scale + (1 << self.es))
+
+    def _underflow_to_zero(self, xp, a, out, mode, words):
+        """The underflow variant's results below minpos (module docstring)."""
+        v = a.astype(np.float64)
+        mag = xp.abs(v)
+        minpos = self.smallest_normal
+        below = (mag < minpos) & (mag > 0)
+        if not bool(below.any()):
+            return out
+        t = self.underflow_threshold
+        if mode is Rounding.NEAREST_EVEN:
+            zero = mag <= t
+        elif mode is Rounding.NEAREST_AWAY:
+            zero = mag < t
+        elif mode is Rounding.TOWARD_ZERO:
+            zero = below
+        elif mode is Rounding.UP:
+            zero = v < 0
+        elif mode is Rounding.DOWN:
+            zero = v > 0
+        elif mode is Rounding.TO_ODD:
+            return out
+        else:
+            zero = _unit_interval(words) * minpos >= mag
+        return xp.where(below & zero, out.dtype.type(0), out)
 
     @functools.lru_cache(maxsize=None)
     def _binade_shifts(self, work):

@@ -127,10 +127,18 @@ def _parse_base(base: str, original: str) -> Format:
     close = difflib.get_close_matches(base, known, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ValueError(f"unknown format {original!r}{hint} (see `minifp formats`; "
-                     f"spellings: eXmY[bB][fn|fnuz|finite][:sat][:ftz], posit(N,ES))")
+                     f"spellings: eXmY[bB][fn|fnuz|finite][:sat][:ftz], posit(N,ES)[:underflow])")
 
 
 def _apply_modifier(fmt: Format, mod: str, original: str) -> Format:
+    if isinstance(fmt, PositFormat):
+        if mod != "underflow":
+            raise ValueError(f"{original!r}: modifier ':{mod}' applies to float formats only "
+                             "(posits take ':underflow')")
+        return dataclasses.replace(fmt, underflow=True,
+                                   name=fmt.name.split(":")[0] + ":underflow")
+    if mod == "underflow":
+        raise ValueError(f"{original!r}: ':underflow' applies to posits only")
     if not isinstance(fmt, FloatFormat):
         raise ValueError(f"{original!r}: modifier ':{mod}' applies to float formats only")
     if mod in ("sat", "saturate"):

@@ -14,7 +14,7 @@ F_LEN = 24
 _FIELDS = ("kind", "mbits", "s0", "emin_w", "max_bits", "minnorm_bits", "q_bits",
            "half_q_bits", "qexp", "parity", "subnormals", "has_inf", "negzero",
            "overflow", "magic", "magic_add", "n", "es", "max_scale", "frac_keep",
-           "precision", "plain64", "f32")
+           "precision", "plain64", "f32", "underflow")
 INDEX = {name: i for i, name in enumerate(_FIELDS)}
 _OVERFLOW = {"inf": 0, "nan": 1, "saturate": 2}
 
@@ -32,7 +32,8 @@ def _block(fmt) -> tuple:
     v["precision"] = fmt.precision
     if isinstance(fmt, PositFormat):
         v.update(kind=1, n=fmt.n, es=fmt.es, max_scale=fmt.max_scale,
-                 frac_keep=max(fmt.n - 2 - fmt.es, 0), negzero=0)
+                 frac_keep=max(fmt.n - 2 - fmt.es, 0), negzero=0,
+                 underflow=int(fmt.underflow))
     elif isinstance(fmt, FloatFormat):
         k = fmt._consts(W64)
         emax = math.frexp(fmt.max)[1] - 1

@@ -42,6 +42,7 @@
 #define F_PRECISION 20
 #define F_PLAIN64 21      /* float64 with subnormals and Inf overflow */
 #define F_F32 22          /* IEEE binary32 itself: RN to it is the hardware conversion */
+#define F_UNDERFLOW 23    /* posit(n,es):underflow, PositNN's variant (posit.py) */
 #define F_LEN 24
 
 #define MF_OVER_INF 0
@@ -251,6 +252,25 @@ MF_FN double mf_round_posit(const mf_i64 *F, double x, int mode, mf_u64 word) {
     else if ((bits << 1) == 0) out = bits;
     else out = mf_bits(mf_posit_string_round(F, x, mode, word));
     if (out == MF_SIGN) out = 0;
+    if (F[F_UNDERFLOW] && (bits << 1) != 0) {
+        /* below minpos, 0 is the lower neighbour; t = minpos / useed rounds to 0 */
+        int max_scale = (int)F[F_MAX_SCALE];
+        double mag = mf_fabs(x), minpos = mf_pow2(-max_scale);
+        double t = mf_pow2(-(max_scale + (1 << (int)F[F_ES])));
+        if (mag < minpos) {
+            int zero;
+            switch (mode) {
+            case MF_RNE: zero = mag <= t; break;
+            case MF_RNA: zero = mag < t; break;
+            case MF_RTZ: zero = 1; break;
+            case MF_UP: zero = (bits >> 63) != 0; break;
+            case MF_DOWN: zero = (bits >> 63) == 0; break;
+            case MF_ODD: zero = 0; break;
+            default: zero = MF_DMUL(mf_unit(word), minpos) >= mag; break;
+            }
+            if (zero) out = 0;
+        }
+    }
     return mf_double(out);
 }
 
