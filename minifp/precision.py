@@ -51,7 +51,11 @@ _LETTER_OF = {v: k for k, v in _ROLE_LETTERS.items()}
 
 # Keys of to_dict()/JSON; the subset a per-layer override may set.
 _KEYS = ("name",) + ROLES + ("rounding", "forward", "backward_acc", "master_weights",
-                             "loss_scaling", "overrides", "seed")
+                             "loss_scaling", "overrides", "seed", "loss_stage")
+#: how cross_entropy computes its softmax, loss and gradient: "L" (in L arithmetic, every
+#: elementwise result rounded to L, the sums by the engine: PositNN, pure 16-bit training)
+#: or "float64" (the reference: float64 from the engine-summed denominator, rounded once)
+LOSS_STAGES = ("L", "float64")
 _OVERRIDE_KEYS = ROLES + ("rounding", "forward", "backward_acc")
 
 
@@ -311,6 +315,8 @@ class Precision:
     ``master_weights``: the optimizer keeps a copy of every parameter in the ``optimizer``
     format, updates it there, and rounds it to ``weights`` for the forward pass.
     ``seed`` seeds the stochastic-rounding stream (:func:`current_rng`).
+    ``loss_stage`` (:data:`LOSS_STAGES`): ``"L"`` computes cross_entropy's softmax, loss
+    and gradient in L arithmetic; ``"float64"`` is the float64 reference.
     """
 
     name: str = "custom"
@@ -327,6 +333,7 @@ class Precision:
     loss_scaling: LossScaling = dataclasses.field(default_factory=LossScaling)
     overrides: tuple = ()
     seed: int = 0
+    loss_stage: str = "L"
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
@@ -349,6 +356,9 @@ class Precision:
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
             raise ValueError(f"seed must be an int >= 0, not {s!r}")
         set_("seed", int(s))
+        if self.loss_stage not in LOSS_STAGES:
+            raise ValueError(f"loss_stage must be one of {', '.join(LOSS_STAGES)}, not "
+                             f"{self.loss_stage!r}")
 
     # ---- queries ------------------------------------------------------------------
     def format_of(self, role) -> Format:
@@ -421,6 +431,7 @@ class Precision:
         d["loss_scaling"] = self.loss_scaling.to_dict()
         d["overrides"] = [[p, _override_to_dict(o)] for p, o in self.overrides]
         d["seed"] = self.seed
+        d["loss_stage"] = self.loss_stage
         return d
 
     @classmethod
@@ -470,6 +481,9 @@ class Precision:
               if self.master_weights else "no")
         lines.append(f"  master weights:         {mw}")
         lines.append(f"  loss scaling:           {self.loss_scaling}")
+        stage = ("in L (softmax, loss, gradient rounded to L; gradient to B)"
+                 if self.loss_stage == "L" else "float64 reference (rounded once to L, B)")
+        lines.append(f"  loss stage:             {stage}")
         lines.append(f"  seed:                   {self.seed}")
         if not self.overrides:
             lines.append("  overrides:              none")

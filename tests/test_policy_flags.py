@@ -117,3 +117,11 @@ def test_compare_and_eval_take_the_flags(tmp_path):
     assert r.exit_code == 0 and "fp8+O=float16" in r.output, r.output
     r = run("eval", ck, "--weights", "float16")
     assert r.exit_code == 2 and "give --dtype too" in r.output
+
+
+def test_loss_stage_flag():
+    p = make_policy("posit8", changes={"loss_stage": "float64"})
+    assert p.loss_stage == "float64" and p.name == "posit8+loss-stage=float64"
+    assert get_precision("posit8").loss_stage == "L"
+    r = run("train", "--dtype", "float16", "--loss-stage", "double", "--dataset", "digits")
+    assert r.exit_code == 2 and "--loss-stage" in r.output

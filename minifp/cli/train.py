@@ -55,6 +55,10 @@ def _stage_options(f):
                      help="none, static:S or dynamic[:S[:interval]]"),
         click.option("--master-weights/--no-master-weights", default=None,
                      help="keep float64-rounded-to-O master weights (or update W directly)"),
+        click.option("--loss-stage", default=None, type=click.Choice(["L", "float64"]),
+                     help="cross-entropy's softmax, loss and gradient: in L arithmetic (L, "
+                          "the default of every preset: PositNN, pure 16-bit training) or the "
+                          "float64 reference, rounded once to L and B (float64)"),
         click.option("--override", "overrides", multiple=True, metavar="PATTERN=ROLE:FORMAT,...",
                      help="per-layer formats for the layers whose path matches PATTERN "
                           "(fnmatch; repeatable), e.g. 'body.4=weights:float32' or "
@@ -65,9 +69,6 @@ def _stage_options(f):
     return f
 
 
-STAGE_FIELDS = ("weights", "activations", "loss", "backward", "gradients", "optimizer_format",
-                "forward_accumulate", "forward_order", "backward_accumulate",
-                "backward_order", "loss_scaling", "master_weights", "overrides")
 TRAIN_EXAMPLES = """\b
 Examples:
   minifp train --dtype float16 --net mlp          # the README's main job

@@ -110,46 +110,87 @@ class CrossEntropy(Function):
     class_targets = False
 
     def forward(self, logits, targets):
-        xp = array_module(logits)
         if logits.ndim != 2:
             raise ValueError(f"cross_entropy: logits must be (N, classes), got shape "
                              f"{tuple(logits.shape)}")
-        n, c = logits.shape
-        x64, m, e, s = _exp_terms(self, logits, 1)
-        s64 = f64(s)
-        lse = xp.log(s64) + m                                      # (N, 1)
+        if self.policy.loss_stage == "L":
+            return self._forward_in_L(logits, targets)
+        return self._forward_reference(logits, targets)
+
+    def _targets(self, xp, targets, n, c):
+        """(onehot float64 (N, c), class indices or None), checked."""
         if targets.dtype.kind in "iu" or (targets.ndim == 1 and targets.dtype.kind == "b"):
             if tuple(targets.shape) != (n,):
                 raise ValueError(f"cross_entropy: class targets of shape {tuple(targets.shape)} "
-                                 f"do not match logits of shape {tuple(logits.shape)}")
+                                 f"do not match logits of shape {(n, c)}")
             t = targets.astype(np.int64)
             if t.size and (int(t.min()) < 0 or int(t.max()) >= c):
                 raise ValueError(f"cross_entropy: class targets must lie in [0, {c})")
-            onehot = (xp.arange(c)[None, :] == t[:, None]).astype(np.float64)
             self.class_targets = True      # each row of onehot sums to 1 exactly
-            xt = xp.take_along_axis(x64, t[:, None], 1)[:, 0]
-            per = self.round_out(portable_for(
-                self, self.output_role, lambda xp, s, m, xt: xp.log(s) + m - xt,
-                (s64[:, 0], m[:, 0], xt), xp.abs(lse[:, 0]) + xp.abs(m[:, 0]) + xp.abs(xt)))
-        else:
-            if tuple(targets.shape) != (n, c):
-                raise ValueError(f"cross_entropy: probability targets of shape "
-                                 f"{tuple(targets.shape)} do not match logits of shape "
-                                 f"{tuple(logits.shape)}")
-            onehot = f64(targets)
-            nlp = self.round_out(portable_for(                 # -log p, in L
-                self, self.output_role, lambda xp, s, m, x: xp.log(s) + m - x,
-                (s64, m, x64), xp.abs(lse) + xp.abs(m) + xp.abs(x64)))
-            per = engine_dot_reduce(self, onehot, nlp, 1, "forward", self.output_role)
-        self.saved_e, self.saved_s, self.saved_t = e, s, onehot
-        self.n = n
+            return (xp.arange(c)[None, :] == t[:, None]).astype(np.float64), t
+        if tuple(targets.shape) != (n, c):
+            raise ValueError(f"cross_entropy: probability targets of shape "
+                             f"{tuple(targets.shape)} do not match logits of shape {(n, c)}")
+        return f64(targets), None
+
+    def _reduce(self, per):
         if self.reduction == "none":
             return per
         if self.reduction == "sum":
             return engine_sum(self, per, 0, "forward", self.output_role)
         return engine_mean(self, per, 0, "forward", self.output_role)
 
+    def _forward_in_L(self, logits, targets):
+        """The loss stage in L (PositNN): d = R_L(x - max), e = R_L(exp d), s = the engine
+        sum of e (forward accumulation) rounded to L, ls = R_L(log s), the per-sample loss
+        R_L(ls - d_t) (probability targets: the engine dot of t and R_L(ls - d)), then the
+        engine mean or sum in L."""
+        xp = array_module(logits)
+        n, c = logits.shape
+        L = self.output_role
+        x64 = f64(logits)
+        m = xp.max(x64, axis=1, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0.0)
+        d = self.round_out(prepare_for(self, L, "sub", x64, m))
+        e = self.round_out(portable_for(self, L, lambda xp, a: xp.exp(a), (f64(d),)))
+        s = engine_sum(self, e, 1, "forward", L, keepdims=True)
+        ls = self.round_out(portable_for(self, L, lambda xp, a: xp.log(a), (f64(s),)))
+        onehot, t = self._targets(xp, targets, n, c)
+        if t is not None:
+            dt = xp.take_along_axis(f64(d), t[:, None], 1)
+            per = self.round_out(prepare_for(self, L, "sub", f64(ls), dt))[:, 0]
+        else:
+            nlp = self.round_out(prepare_for(self, L, "sub", f64(ls), f64(d)))
+            per = engine_dot_reduce(self, onehot, nlp, 1, "forward", L)
+        self.saved_e, self.saved_s, self.saved_t = e, s, onehot
+        self.n = n
+        return self._reduce(per)
+
+    def _forward_reference(self, logits, targets):
+        """The float64 reference (loss_stage "float64")."""
+        xp = array_module(logits)
+        n, c = logits.shape
+        x64, m, e, s = _exp_terms(self, logits, 1)
+        s64 = f64(s)
+        lse = xp.log(s64) + m                                      # (N, 1)
+        onehot, t = self._targets(xp, targets, n, c)
+        if t is not None:
+            xt = xp.take_along_axis(x64, t[:, None], 1)[:, 0]
+            per = self.round_out(portable_for(
+                self, self.output_role, lambda xp, s, m, xt: xp.log(s) + m - xt,
+                (s64[:, 0], m[:, 0], xt), xp.abs(lse[:, 0]) + xp.abs(m[:, 0]) + xp.abs(xt)))
+        else:
+            nlp = self.round_out(portable_for(                 # -log p, in L
+                self, self.output_role, lambda xp, s, m, x: xp.log(s) + m - x,
+                (s64, m, x64), xp.abs(lse) + xp.abs(m) + xp.abs(x64)))
+            per = engine_dot_reduce(self, onehot, nlp, 1, "forward", self.output_role)
+        self.saved_e, self.saved_s, self.saved_t = e, s, onehot
+        self.n = n
+        return self._reduce(per)
+
     def backward(self, g):
+        if self.policy.loss_stage == "L":
+            return self._backward_in_L(g)
         xp = array_module(g)
         p = f64(self.saved_e) / f64(self.saved_s)
         t = self.saved_t
@@ -161,6 +202,25 @@ class CrossEntropy(Function):
         elif self.reduction == "mean":
             g64 = g64 / self.n
         gx = (p - t) * g64
+        return self.round_grad(0, gx), None
+
+    def _backward_in_L(self, g):
+        """p = R_L(e / s), q = R_L(p - t) (probability targets: R_L(p sum(t)) first, the
+        sum by the engine), the upstream gradient per sample R_L(g / N) (mean), and the
+        gradient handed to the network R_B(q * g'), one rounding of each product."""
+        L = self.output_role
+        p = self.round_out(prepare_for(self, L, "div", f64(self.saved_e), f64(self.saved_s)))
+        t = self.saved_t
+        if not self.class_targets:
+            st = engine_sum(self, t, 1, "forward", L, keepdims=True)
+            p = self.round_out(prepare_for(self, L, "mul", f64(p), f64(st)))
+        q = self.round_out(prepare_for(self, L, "sub", f64(p), t))
+        g64 = f64(g)
+        if self.reduction == "none":
+            g64 = g64[:, None]
+        elif self.reduction == "mean":
+            g64 = f64(self.round_out(prepare_for(self, L, "div", g64, float(self.n))))
+        gx = prepare_for(self, self.grad_role(0), "mul", f64(q), g64)
         return self.round_grad(0, gx), None
 
 

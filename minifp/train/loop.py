@@ -77,6 +77,7 @@ class TrainConfig:
     backward_order: str | None = None
     loss_scaling: str | None = None
     master_weights: bool | None = None
+    loss_stage: str | None = None
     overrides: tuple = ()
     device: str = "cpu"
     init_from: str | None = None       # start from the weights of this checkpoint

@@ -2,7 +2,8 @@
 role (``--weights``, ``--activations``, ``--loss``, ``--backward``, ``--gradients``,
 ``--optimizer-format``), accumulations per phase (``--accumulate``/``--order`` for both,
 ``--forward-accumulate`` ... for one), ``--rounding``, ``--loss-scaling``,
-``--master-weights/--no-master-weights`` and ``--override PATTERN=ROLE:FORMAT,...``.
+``--master-weights/--no-master-weights``, ``--loss-stage L|float64`` and
+``--override PATTERN=ROLE:FORMAT,...``.
 
 A changed policy gets a derived name that says what changed, in the order of
 :data:`FLAGS` (``fp8+ls=static:1024``, ``float16+O=float32+mw=on``); its run directory is
@@ -27,7 +28,8 @@ FLAGS = (("weights", "--weights", "W"), ("activations", "--activations", "F"),
          ("backward_accumulate", "--backward-accumulate", "bwd-acc"),
          ("backward_order", "--backward-order", "bwd-order"),
          ("rounding", "--rounding", "rounding"), ("loss_scaling", "--loss-scaling", "ls"),
-         ("master_weights", "--master-weights", "mw"), ("overrides", "--override", "ov"))
+         ("master_weights", "--master-weights", "mw"),
+         ("loss_stage", "--loss-stage", "loss-stage"), ("overrides", "--override", "ov"))
 
 _ROLE_FIELDS = {"weights": "weights", "activations": "activations", "loss": "loss",
                 "backward": "backward", "gradients": "gradients",
@@ -133,6 +135,11 @@ def apply_changes(policy: Precision, changes: dict) -> Precision:
             d["loss_scaling"] = dict(d.get("loss_scaling") or {}, **ls) if ls["mode"] != "none" \
                 else {"mode": "none"}
             labels.append(f"{label}={str(v).strip().lower()}")
+        elif field == "loss_stage":
+            if v not in ("L", "float64"):
+                raise UserError(f"--loss-stage {v!r}: expected L or float64")
+            d["loss_stage"] = v
+            labels.append(f"{label}={v}")
         elif field == "master_weights":
             d["master_weights"] = bool(v)
             labels.append(f"{label}={'on' if v else 'off'}")
