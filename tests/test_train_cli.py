@@ -63,7 +63,7 @@ def test_out_holding_another_run_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--net", "alexnet"], "alexnet"),
+    (["--net", "googlenet"], "googlenet"),
     (["--dataset", "imagenet"], "imagenet"),
     (["--dtype", "float17"], "float17"),
     (["--order", "blocked:0"], "blocked:0"),

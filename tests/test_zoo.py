@@ -146,9 +146,9 @@ def test_wrong_input_shape():
 
 def test_errors():
     with pytest.raises(UserError) as e:
-        build_model("alexnet", (1, 8, 8), 10)
+        build_model("googlenet", (1, 8, 8), 10)
     msg = str(e.value)
-    assert "\n" not in msg and "alexnet" in msg
+    assert "\n" not in msg and "googlenet" in msg
     for n in ("mlp", "lenet5", "cnn", "resnet", "vit"):
         assert n in msg
     with pytest.raises(UserError, match="input shape"):
@@ -159,3 +159,43 @@ def test_errors():
         build_model("mlp", (1, 8, 8), 0)
     with pytest.raises(UserError, match="seed"):
         build_model("mlp", (1, 8, 8), 10, seed=1.5)
+
+
+# ------------------------------------------- the 16-bit paper's CIFAR table: new nets
+NEW_NAMES = ["resnet20-a", "resnet32-a", "alexnet", "vgg11", "vgg16"]
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (2, 5, 7), (1, 1, 1)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", NEW_NAMES)
+def test_new_nets_forward_backward(name, shape):
+    model = build_model(name, shape, 3)
+    out, loss = _step(model, shape, n=2)
+    assert out.shape == (2, 3) and np.isfinite(loss.data).all()
+    assert all(p.grad is not None for p in model.parameters())
+    assert any(np.any(p.grad.data != 0) for p in model.parameters())
+
+
+@pytest.mark.parametrize("name, params", [("resnet20-a", 270_000), ("resnet32-a", 460_000),
+                                          ("vgg11", 9_200_000), ("vgg16", 14_700_000),
+                                          ("alexnet", None)])
+def test_new_nets_build_for_cifar(name, params):
+    m = build_model(name, (3, 32, 32), 10)
+    n = count_parameters(m)
+    if params is not None:       # the usual sizes of these CIFAR nets
+        assert abs(n - params) < 0.05 * params, n
+
+
+def test_option_a_shortcuts_have_no_parameters_and_are_exact():
+    a, b = build_model("resnet20-a", (3, 32, 32), 10), build_model("resnet20", (3, 32, 32), 10)
+    assert count_parameters(b) > count_parameters(a)
+    from minifp.nn.zoo import OptionAShortcut
+    sc = [m for m in a.modules() if isinstance(m, OptionAShortcut)]
+    assert len(sc) == 2 and all(not list(m.parameters()) for m in sc)
+    x = np.arange(2 * 16 * 4 * 4, dtype=np.float64).reshape(2, 16, 4, 4)
+    with __import__("minifp.precision", fromlist=["use"]).use("float16"):
+        y = sc[0](x)
+    y = np.asarray(y.data, np.float64)
+    assert y.shape == (2, 32, 2, 2)
+    assert np.array_equal(y[:, 8:24], np.float16(x[:, :, ::2, ::2]).astype(np.float64))
+    assert not y[:, :8].any() and not y[:, 24:].any()

@@ -20,7 +20,8 @@ from ..errors import UserError
 from .checks import (check_out_dir, check_out_file, check_plot_path, check_seed,
                      os_error_text, require_matplotlib, write_text)
 
-NETS_HELP = "network: mlp, lenet5, cnn, resnetN (resnet8, resnet20, ...), vit"
+NETS_HELP = ("network: mlp, lenet5, cnn, resnetN (resnet8, resnet20, ...; resnetN-a: "
+             "parameter-free option-A shortcuts), alexnet, vgg11, vgg16, vit")
 DTYPE_HELP = ("precision policy, in one of four forms: a preset (float32, float16, "
               "float16-acc32, mixed, bfloat16, fp8, posit8, posit16, posit8-mixed, "
               "float64); a format name (every role in it, e.g. e5m2 or 'posit(8,2)'); a "

@@ -17,8 +17,13 @@ Models (``MODEL_NAMES``):
               32 channels, then Linear to K.
 * ``resnet``  CIFAR-style ResNet with basic blocks and BatchNorm, depth 6n+2 (``resnet`` =
               ``resnet8``: n=1; ``resnet20``: n=3; any ``resnetN`` with N = 6n+2), stages of
-              16/32/64 channels (stride 2 between stages, 1x1 conv + BN projection shortcuts),
-              global average pooling, Linear to K.
+              16/32/64 channels (stride 2 between stages, 1x1 conv + BN projection shortcuts,
+              "option B"; ``resnetN-a``: parameter-free "option A" shortcuts, subsampling
+              and zero channels, as the 16-bit paper's CIFAR ResNets), global average
+              pooling, Linear to K.
+* ``alexnet`` small CIFAR AlexNet: [conv5x5 64 - ReLU - maxpool2] x 2, Linear 384 - 192 - K.
+* ``vgg11``, ``vgg16``  VGG with batch norm for CIFAR: conv3x3-BN-ReLU stacks of 64 to 512
+              channels with maxpool2 (skipped where the map is below 2 pixels), Linear to K.
 * ``vit``     Vision transformer: patch embedding (patch 4 when 4 divides the image side,
               else the largest divisor <= 8; non-square images are zero-padded to a square),
               dim 64, 2 pre-norm blocks with 4 heads, class-token head (LayerNorm + Linear).
@@ -47,9 +52,11 @@ __all__ = ["MODEL_NAMES", "build_model", "model_names", "ZooModel", "vit_patch_s
            "count_parameters"]
 
 #: Names accepted by :func:`build_model` (besides ``resnetN`` for any N = 6n+2).
-MODEL_NAMES = ("mlp", "lenet5", "cnn", "resnet", "resnet8", "resnet20", "vit")
+MODEL_NAMES = ("mlp", "lenet5", "cnn", "resnet", "resnet8", "resnet20", "resnet20-a",
+               "resnet32-a", "alexnet", "vgg11", "vgg16", "vit")
 
-_RESNET_RE = re.compile(r"^resnet(\d+)$")
+#: resnetN (projection shortcuts, "option B") or resnetN-a (parameter-free "option A")
+_RESNET_RE = re.compile(r"^resnet(\d+)(?:-([ab]))?$")
 
 
 def model_names() -> list[str]:
@@ -150,19 +157,50 @@ def _cnn(shape, classes, rng):
 
 # ---- resnet --------------------------------------------------------------------------
 
+class OptionAShortcut(Module):
+    """He et al.'s parameter-free shortcut ("option A", the 16-bit paper's CIFAR ResNets):
+    every ``stride``-th pixel, the channels zero-padded from ``cin`` to ``cout`` (half the
+    new channels before, half after).  Exact: no arithmetic, no rounding."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.cin, self.cout, self.stride = int(cin), int(cout), int(stride)
+
+    def forward(self, x):
+        s = self.stride
+        if s != 1:
+            x = F.getitem(x, (slice(None), slice(None), slice(None, None, s),
+                              slice(None, None, s)))
+        extra = self.cout - self.cin
+        if extra <= 0:
+            return x
+        n, _, h, w = (int(v) for v in x.shape)
+        xp = x.xp
+        before, after = extra // 2, extra - extra // 2
+        parts = ([Tensor(xp.zeros((n, before, h, w), dtype=x.dtype))] if before else []) + \
+            [x] + [Tensor(xp.zeros((n, after, h, w), dtype=x.dtype))]
+        return F.concat(parts, axis=1)
+
+    def extra_repr(self):
+        return f"{self.cin}, {self.cout}, stride={self.stride}"
+
+
 class BasicBlock(Module):
     """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``; the shortcut is the
-    identity, or a 1x1 conv (with ``stride``) + BatchNorm when the shape changes."""
+    identity, or when the shape changes a 1x1 conv (with ``stride``) + BatchNorm
+    (``shortcut="b"``, projection) or :class:`OptionAShortcut` (``"a"``)."""
 
-    def __init__(self, cin: int, cout: int, stride: int, rng):
+    def __init__(self, cin: int, cout: int, stride: int, rng, shortcut: str = "b"):
         super().__init__()
         body = Sequential(*_conv_bn_relu(cin, cout, rng, stride),
                           Conv2d(cout, cout, 3, padding=1, bias=False, seed=rng),
                           BatchNorm2d(cout))
-        shortcut = None
+        shortcut_module = None
         if stride != 1 or cin != cout:
-            shortcut = Sequential(Conv2d(cin, cout, 1, stride=stride, bias=False, seed=rng),
-                                  BatchNorm2d(cout))
+            shortcut_module = OptionAShortcut(cin, cout, stride) if shortcut == "a" else \
+                Sequential(Conv2d(cin, cout, 1, stride=stride, bias=False, seed=rng),
+                           BatchNorm2d(cout))
+        shortcut = shortcut_module
         self.res = Residual(body, shortcut)
         self.relu = ReLU()
 
@@ -178,22 +216,23 @@ class GlobalAvgPool(Module):
         return F.mean(x, axis=(2, 3))
 
 
-def _resnet(shape, classes, rng, n):
+def _resnet(shape, classes, rng, n, shortcut="b"):
     c, _, _ = shape
     layers = _conv_bn_relu(c, 16, rng)
     cin = 16
     for stage, width in enumerate((16, 32, 64)):
         for i in range(n):
             stride = 2 if (stage > 0 and i == 0) else 1
-            layers.append(BasicBlock(cin, width, stride, rng))
+            layers.append(BasicBlock(cin, width, stride, rng, shortcut))
             cin = width
     layers += [GlobalAvgPool(), Linear(cin, classes, seed=rng)]
     return Sequential(*layers)
 
 
 def _resnet_depth(name: str):
-    if name == "resnet":
-        return 1
+    """(blocks per stage, shortcut) of a resnet name, or None for another name."""
+    if name in ("resnet", "resnet-a", "resnet-b"):
+        return 1, "a" if name.endswith("-a") else "b"
     m = _RESNET_RE.match(name)
     if not m:
         return None
@@ -201,7 +240,47 @@ def _resnet_depth(name: str):
     if depth < 8 or (depth - 2) % 6:
         raise UserError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), "
                         f"got {name!r}")
-    return (depth - 2) // 6
+    return (depth - 2) // 6, m.group(2) or "b"
+
+
+# ---- alexnet, vgg (CIFAR sizes, batch norm) -----------------------------------------
+
+def _alexnet(shape, classes, rng):
+    """A small CIFAR AlexNet (cuda-convnet style): conv5x5 64 - pool - conv5x5 64 - pool,
+    then Linear 384 - 192 - classes, ReLU between (pools only where the map allows)."""
+    c, h, w = shape
+    layers = []
+    cin = c
+    for width in (64, 64):
+        layers += [Conv2d(cin, width, 5, padding=2, seed=rng), ReLU()]
+        pool, h, w = _maybe_pool(h, w)
+        layers.append(pool)
+        cin = width
+    layers += [Flatten(), Linear(cin * h * w, 384, seed=rng), ReLU(),
+               Linear(384, 192, seed=rng), ReLU(), Linear(192, classes, seed=rng)]
+    return Sequential(*layers)
+
+
+_VGG = {"vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+        "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+                  512, 512, 512, "M")}
+
+
+def _vgg(shape, classes, rng, name):
+    """VGG-11/16 with batch norm for CIFAR sizes: conv3x3-BN-ReLU stacks, 2x2 max pools
+    (where the map is still at least 2x2), then Linear(512 * h * w, classes)."""
+    c, h, w = shape
+    layers = []
+    cin = c
+    for item in _VGG[name]:
+        if item == "M":
+            pool, h, w = _maybe_pool(h, w)
+            layers.append(pool)
+        else:
+            layers += _conv_bn_relu(cin, item, rng)
+            cin = item
+    layers += [Flatten(), Linear(cin * h * w, classes, seed=rng)]
+    return Sequential(*layers)
 
 
 # ---- vit -----------------------------------------------------------------------------
@@ -300,12 +379,16 @@ def build_model(name: str, input_shape, num_classes: int, seed: int = 0) -> ZooM
         body = _cnn(shape, classes, rng)
     elif key == "vit":
         body = _vit(shape, classes, rng)
+    elif key == "alexnet":
+        body = _alexnet(shape, classes, rng)
+    elif key in _VGG:
+        body = _vgg(shape, classes, rng, key)
     else:
-        n = _resnet_depth(key)
-        if n is None:
+        depth = _resnet_depth(key)
+        if depth is None:
             raise UserError(f"unknown model {name!r} (known: {', '.join(MODEL_NAMES)}, "
-                            f"resnetN for N = 6n+2)")
-        body = _resnet(shape, classes, rng, n)
+                            f"resnetN and resnetN-a for N = 6n+2)")
+        body = _resnet(shape, classes, rng, *depth)
     return ZooModel(key, shape, classes, body)
 
 
