@@ -131,6 +131,28 @@ class OpRecord:
 
 
 # ---------------------------------------------------------------- Tensor
+def _count_underflows(role, x, r):
+    """Add the elements of ``x`` that are nonzero but round to 0 in ``r`` to the role's
+    count (kept as an array on the data's device until read)."""
+    xp = array_module(r)
+    with np.errstate(invalid="ignore"):
+        n = xp.count_nonzero((xp.asarray(x) != 0) & (r == 0))
+    counts = getattr(_state, "underflows", None)
+    if counts is None:
+        counts = _state.underflows = {}
+    counts[role] = counts.get(role, 0) + n
+
+
+def underflow_counts(reset: bool = False) -> dict:
+    """{role: number of gradient elements (B: activation gradients, G: weight gradients)
+    that were nonzero before their rounding and 0 after it}, since the last reset."""
+    counts = getattr(_state, "underflows", None) or {}
+    out = {role: int(n) for role, n in counts.items()}
+    if reset:
+        _state.underflows = {}
+    return out
+
+
 def _on_one_device(tensors):
     """The op's inputs, with constant NumPy inputs (a layer's scale, a mask made on the
     host) copied to the device of the others when any input is a CuPy array; a NumPy
@@ -533,8 +555,12 @@ class Function:
         return self.policy.round(self.output_role, x, self.rng)
 
     def round_grad(self, i: int, x):
-        """Round a gradient for input ``i`` once to its role (B or G)."""
-        return self.policy.round(self.grad_role(i), x, self.rng)
+        """Round a gradient for input ``i`` once to its role (B or G); a nonzero value
+        that rounds to 0 counts as an underflow of that role (:func:`underflow_counts`)."""
+        role = self.grad_role(i)
+        r = self.policy.round(role, x, self.rng)
+        _count_underflows(role, x, r)
+        return r
 
     def save_for_backward(self, *arrays) -> None:
         """Keep arrays for the backward as ``self.saved_tensors`` (freed by

@@ -125,3 +125,19 @@ def test_loss_stage_flag():
     assert get_precision("posit8").loss_stage == "L"
     r = run("train", "--dtype", "float16", "--loss-stage", "double", "--dataset", "digits")
     assert r.exit_code == 2 and "--loss-stage" in r.output
+
+
+def test_gradient_underflows_are_counted_and_loss_scaling_lowers_them(tmp_path):
+    """metrics.jsonl counts, per epoch, the B and G gradient elements that were nonzero
+    before their rounding and 0 after it: fp8 without loss scaling loses far more."""
+    counts = {}
+    for ls in ("none", "static:4096"):
+        out = tmp_path / ls.replace(":", "-")
+        r = run("train", "--dtype", "fp8", "--loss-scaling", ls, "--net", "mlp", "--dataset",
+                "digits", "--epochs", 1, "--no-progress", "--out", out)
+        assert r.exit_code == 0, r.output
+        row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+        counts[ls] = row["gradient_underflows"]
+    assert set(counts["none"]) == {"B", "G"}
+    assert counts["none"]["B"] > 10 * max(1, counts["static:4096"].get("B", 0))
+    assert counts["none"]["G"] > counts["static:4096"].get("G", 0)

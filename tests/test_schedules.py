@@ -59,7 +59,7 @@ def _params(path):
                                    {"nesterov": True, "schedule": "step:2:0.5"}])
 def test_an_interrupted_run_resumes_on_the_schedule_bit_for_bit(tmp_path, extra):
     from minifp.train import TrainConfig, train
-    base = dict(net="mlp", dataset="digits", dtype="float16", epochs=3, progress=False,
+    base = dict(net="mlp", dataset="digits", dtype="float16", epochs=2, progress=False,
                 quiet=True)
     train(TrainConfig(**base, **extra, out=str(tmp_path / "full")))
 

@@ -138,8 +138,10 @@ def _exact_overflow(acc, x, y, near, odd):
     return near, odd
 
 
-def _finish(acc, value, odd, out, out_rounding, rng):
-    """Round the accumulator values once to the output format; zeros become +0."""
+def _finish(acc, value, odd, out, out_rounding, rng, on_result=None):
+    """Round the accumulator values once to the output format; zeros become +0.
+    ``on_result(value, result)``, when given, sees the float64 sums and their rounding
+    (the gradient-underflow counts of training)."""
     out_fmt = acc.format if out is None else get_format(out)
     mode = parse_rounding(out_rounding)
     if odd is not None:  # exact order: one rounding from the exact sum
@@ -156,6 +158,8 @@ def _finish(acc, value, odd, out, out_rounding, rng):
     else:
         result = out_fmt.round(value, mode, rng, dtype=np.float64)
     result = result + 0.0  # -0 -> +0
+    if on_result is not None:
+        on_result(value, result)
     if out_fmt.carrier == np.float16 and isinstance(result, np.ndarray) \
             and kernels.library() is not None:
         from ..kernels.host import to_float16         # the values are float16 values
@@ -164,7 +168,7 @@ def _finish(acc, value, odd, out, out_rounding, rng):
 
 
 def matmul(x, y, acc=None, out: Format | str | None = None, out_rounding="nearest_even",
-           rng=None):
+           rng=None, on_result=None):
     """``x @ y`` with every output's sum over k computed under ``acc``, then rounded to
     ``out`` (default: the accumulator format) with ``out_rounding``.
 
@@ -196,7 +200,7 @@ def matmul(x, y, acc=None, out: Format | str | None = None, out_rounding="neares
     xb = xp.broadcast_to(xv, lead + (m, K)).reshape(batch, m, K)
     yb = xp.broadcast_to(yv, lead + (K, n)).reshape(batch, K, n)
     value, odd = _reduce(acc, xb, yb, rng, bits, (_quantum(dx), _quantum(dy)))
-    res = _finish(acc, value, odd, out, out_rounding, rng).reshape(lead + (m, n))
+    res = _finish(acc, value, odd, out, out_rounding, rng, on_result).reshape(lead + (m, n))
     if x.ndim == 1:
         res = res[..., 0, :]
     if y.ndim == 1:
@@ -204,14 +208,14 @@ def matmul(x, y, acc=None, out: Format | str | None = None, out_rounding="neares
     return res
 
 
-def dot(x, y, acc=None, out=None, out_rounding="nearest_even", rng=None):
+def dot(x, y, acc=None, out=None, out_rounding="nearest_even", rng=None, on_result=None):
     """Inner product of two 1-D arrays under ``acc`` (a 0-d array of the output carrier)."""
     xp = array_module(x, y)
     x, y = xp.asarray(x), xp.asarray(y)
     if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape:
         raise ValueError(f"dot needs two 1-D arrays of the same length, got shapes "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
-    return matmul(x, y, acc, out, out_rounding, rng)
+    return matmul(x, y, acc, out, out_rounding, rng, on_result)
 
 
 def _normalise_axes(axis, ndim):
@@ -229,7 +233,7 @@ def _normalise_axes(axis, ndim):
 
 
 def sum(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest_even",
-        rng=None):
+        rng=None, on_result=None):
     """Sum over ``axis`` (None, int or tuple) under ``acc``; terms in C order of the
     reduced axes; rounded once to ``out`` (default: the accumulator format)."""
     acc = _as_accumulation(acc)
@@ -244,14 +248,14 @@ def sum(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest_
     terms = moved.reshape(1, rows, K)
     ones = xp.ones((1, K, 1))
     value, odd = _reduce(acc, terms, ones, rng, (_bits(x, dx), 1), (_quantum(dx), 0))
-    res = _finish(acc, value, odd, out, out_rounding, rng)
+    res = _finish(acc, value, odd, out, out_rounding, rng, on_result)
     shape = tuple(1 if (i in axes) else x.shape[i] for i in range(x.ndim)) if keepdims \
         else tuple(x.shape[i] for i in kept)
     return res.reshape(shape)
 
 
 def mean(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest_even",
-         rng=None):
+         rng=None, on_result=None):
     """The engine sum (rounded to the accumulator format) divided by the number of terms,
     rounded once to ``out`` (default: the accumulator format).  The division is done in
     float64 (a correct rounding for outputs of at most 25 significant bits) or, for wider
@@ -271,6 +275,8 @@ def mean(x, axis=None, acc=None, keepdims=False, out=None, out_rounding="nearest
     else:
         q = s / float(count)
     r = out_fmt.round(q, parse_rounding(out_rounding), rng, dtype=np.float64) + 0.0
+    if on_result is not None:
+        on_result(q, r)
     return r.astype(out_fmt.carrier, copy=False)
 
 

@@ -35,7 +35,11 @@ def _out_kw(fn, role):
     if role is None:
         return {"rng": fn.rng}
     p = fn.policy
-    return {"out": p.format_of(role), "out_rounding": p.rounding[role], "rng": fn.rng}
+    kw = {"out": p.format_of(role), "out_rounding": p.rounding[role], "rng": fn.rng}
+    if role in ("backward", "gradients"):       # count the gradients that underflow
+        from ..autograd import _count_underflows  # noqa: PLC0415
+        kw["on_result"] = lambda value, result: _count_underflows(role, value, result)
+    return kw
 
 
 def engine_matmul(fn, a, b, phase, role=None):

@@ -475,8 +475,10 @@ def _train_epoch(model, optimizer, scaler, policy, stream, data, config, epoch, 
     before = snapshot(model, policy.master_weights)
     bar = _progress.bar(n_batches, f"epoch {epoch + 1}/{config.epochs}", bars,
                         position=bar_position)
+    from ..autograd import underflow_counts
     from ..optim.schedule import Schedule
     schedule = Schedule.parse(config.schedule)
+    underflow_counts(reset=True)
     with use(policy, rng=stream), bar:
         for step, (xb, yb) in enumerate(batches(data.x_train, data.y_train,
                                                 config.batch_size, rng=rng)):
@@ -510,6 +512,9 @@ def _train_epoch(model, optimizer, scaler, policy, stream, data, config, epoch, 
             "train_accuracy": correct / max(seen, 1),
             "nonfinite_batches": nonfinite,
             "skipped_in_epoch": scaler.skipped - skipped_before,
+            # nonzero gradient elements that rounded to 0 (B and G), over the epoch
+            "gradient_underflows": {("B" if k == "backward" else "G"): v
+                                    for k, v in sorted(underflow_counts(reset=True).items())},
             "_seconds_train": time.perf_counter() - t0, "_before": before,
             "_batches": n_batches}
 
