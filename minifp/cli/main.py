@@ -74,9 +74,10 @@ def _register():
     from .data import data
     from .formats import formats
     from .inspect import inspect_command
+    from .sweep import sweep_command
     from .train import compare_command, eval_command, train_command
     for command in (formats, data, train_command, eval_command, compare_command,
-                    inspect_command, bounds_command):
+                    inspect_command, bounds_command, sweep_command):
         main.add_command(command)
 
 
