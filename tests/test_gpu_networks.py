@@ -7,58 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import minifp.functional as F
-from minifp.backend import asnumpy
-from minifp.data import synthetic
-from minifp.nn.zoo import build_model
-from minifp.optim import LossScaler, build_optimizer
-from minifp.precision import get_precision, use
+from test_kernels_networks import _same, _train
 
 pytestmark = pytest.mark.gpu
 
 NETS = ["mlp", "lenet5", "cnn", "resnet", "vit"]
 POLICIES = ["float16", "fp8", "posit8-mixed"]   # IEEE, 8-bit with scaling, posit + quire
-
-
-def _steps(net, policy_name, device, stochastic=False):
-    """Logits, loss, gradients and weights (as float64 NumPy) along three SGD steps."""
-    data = synthetic(n_train=12, n_test=4, shape=(1, 8, 8), classes=4)
-    policy = get_precision(policy_name)
-    if stochastic:
-        d = policy.to_dict()
-        d["rounding"] = {role: "stochastic" for role in d["rounding"]}
-        for phase in ("forward", "backward_acc"):
-            d[phase] = dict(d[phase], format="bfloat16", order="pairwise",
-                            rounding="stochastic")
-        policy = get_precision(d)
-    model = build_model(net, (1, 8, 8), 4, seed=3)
-    model.to(policy, device=device)
-    optimizer = build_optimizer("sgd", model, 0.05, policy, momentum=0.9)
-    scaler = LossScaler.from_policy(policy)
-    seen = []
-    model.train()
-    with use(policy, rng=np.random.default_rng(11)):
-        for step in range(3):
-            sl = slice(4 * step, 4 * step + 4)
-            xb = model.device.put(data.x_train[sl])
-            yb = model.device.put(data.y_train[sl])
-            optimizer.zero_grad()
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            scaler.scale_loss(loss).backward()
-            seen.append(("logits", logits.data))
-            seen.append(("loss", loss.data))
-            for name, p in model.named_parameters():
-                seen.append((f"grad {name}", p.grad.data))
-            scaler.step(optimizer)
-            for name, p in model.named_parameters():
-                seen.append((f"weight {name}", p.data))
-    return [(what, np.asarray(asnumpy(v), np.float64)) for what, v in seen]
-
-
-def _same(a, b):
-    return a.shape == b.shape and bool(((a.view(np.uint64) == b.view(np.uint64))
-                                        | (np.isnan(a) & np.isnan(b))).all())
 
 
 def _compare(want, got, label):
@@ -70,13 +24,14 @@ def _compare(want, got, label):
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("net", NETS)
 def test_three_training_steps_match_numpy(cupy, net, policy):
-    _compare(_steps(net, policy, "cpu"), _steps(net, policy, "gpu"), f"{net} {policy}")
+    _compare(_train(net, policy, device="cpu"), _train(net, policy, device="gpu"),
+             f"{net} {policy}")
 
 
 @pytest.mark.parametrize("net", ["mlp", "cnn"])
 def test_stochastic_training_matches_numpy(cupy, net):
-    _compare(_steps(net, "float16", "cpu", True), _steps(net, "float16", "gpu", True),
-             f"{net} stochastic")
+    _compare(_train(net, "float16", True, "pairwise", "cpu"),
+             _train(net, "float16", True, "pairwise", "gpu"), f"{net} stochastic")
 
 
 def _run(tmp_path, name, device, epochs, resume=False):

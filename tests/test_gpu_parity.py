@@ -11,6 +11,7 @@ import pytest
 
 from minifp.accumulate import Accumulation, engine
 from minifp.formats import Rounding
+from test_kernels_parity import _data, same_bits
 
 pytestmark = pytest.mark.gpu
 
@@ -19,13 +20,6 @@ ACC_FORMATS = ["float32", "tf32", "float16", "bfloat16", "e5m2", "e4m3", "e4m3fn
                "posit8", "posit16", "posit32", "e6m9b20", "e3m4:ftz", "e7m12fn:sat",
                "float64", "float64:sat"]
 ORDERS = ["sequential", "pairwise", "blocked:3", "blocked:32", "exact"]
-
-
-def same_bits(a, b):
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    return a.shape == b.shape and bool(
-        ((a.view(np.uint64) == b.view(np.uint64)) | (np.isnan(a) & np.isnan(b))).all())
 
 
 def numpy_cupy_equal(cupy, fn, *arrays, what=""):
@@ -44,28 +38,6 @@ def numpy_cupy_equal(cupy, fn, *arrays, what=""):
     g = cupy.asnumpy(got)
     assert g.dtype == want.dtype, what
     assert same_bits(want, g), f"{what}: numpy {want.ravel()[:4]} cupy {g.ravel()[:4]}"
-
-
-def _data(kind, shape, seed):
-    r = np.random.default_rng(seed)
-    if kind == "f16":
-        return r.standard_normal(shape).astype(np.float16)
-    if kind == "f32":
-        return r.standard_normal(shape).astype(np.float32)
-    if kind == "mixed":
-        a = r.standard_normal(shape) * np.exp2(r.integers(-40, 30, shape))
-        a.flat[::7] = 0
-        return a.astype(np.float32)
-    if kind == "special":
-        a = r.standard_normal(shape) * 1e4
-        flat = a.reshape(-1)
-        for i, v in zip((3, 11, 17), (np.inf, np.nan, -np.inf)):
-            if i < flat.size:
-                flat[i] = v
-        return a.astype(np.float32)
-    if kind == "ties":
-        return r.integers(-8, 9, shape) * 2.0 ** r.integers(-12, 4, shape)
-    raise AssertionError(kind)
 
 
 CASES = [("f16", (3, 37, 5)), ("f32", (2, 64, 3)), ("mixed", (4, 29, 6)),

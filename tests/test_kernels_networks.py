@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import minifp.functional as F
+from minifp.backend import asnumpy
 from minifp.data import synthetic
 from minifp.nn.zoo import build_model
 from minifp.optim import LossScaler, build_optimizer
@@ -19,8 +20,9 @@ POLICIES = ["float32", "float16", "bfloat16", "fp8", "posit8-mixed"]
 pytestmark = pytest.mark.usefixtures("kernels_built")
 
 
-def _train(net, policy_name, stochastic=False, order="sequential"):
-    """Logits, loss, gradients and weights (as bits) along three SGD steps; ``stochastic``:
+def _train(net, policy_name, stochastic=False, order="sequential", device="cpu"):
+    """Logits, loss, gradients and weights (float64 NumPy, compared as bits) along three
+    SGD steps on ``device`` (tests/test_gpu_networks.py runs it on CuPy); ``stochastic``:
     every role and both accumulations round stochastically, in ``order``."""
     data = synthetic(n_train=12, n_test=4, shape=(1, 8, 8), classes=4)
     policy = get_precision(policy_name)
@@ -31,26 +33,27 @@ def _train(net, policy_name, stochastic=False, order="sequential"):
             d[phase] = dict(d[phase], format="bfloat16", order=order, rounding="stochastic")
         policy = get_precision(d)
     model = build_model(net, (1, 8, 8), 4, seed=3)
-    model.to(policy)
+    model.to(policy, device=device)
     optimizer = build_optimizer("sgd", model, 0.05, policy, momentum=0.9)
     scaler = LossScaler.from_policy(policy)
     seen = []
     model.train()
     with use(policy, rng=np.random.default_rng(11)):
         for step in range(3):
-            xb, yb = data.x_train[4 * step:4 * step + 4], data.y_train[4 * step:4 * step + 4]
+            xb = model.device.put(data.x_train[4 * step:4 * step + 4])
+            yb = model.device.put(data.y_train[4 * step:4 * step + 4])
             optimizer.zero_grad()
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
             scaler.scale_loss(loss).backward()
-            seen.append(("logits", np.asarray(logits.data, np.float64)))
-            seen.append(("loss", np.asarray(loss.data, np.float64)))
+            seen.append(("logits", logits.data))
+            seen.append(("loss", loss.data))
             for name, p in model.named_parameters():
-                seen.append((f"grad {name}", np.asarray(p.grad.data, np.float64)))
+                seen.append((f"grad {name}", p.grad.data))
             scaler.step(optimizer)
             for name, p in model.named_parameters():
-                seen.append((f"weight {name}", np.asarray(p.data, np.float64)))
-    return seen
+                seen.append((f"weight {name}", p.data))
+    return [(what, np.asarray(asnumpy(v), np.float64)) for what, v in seen]
 
 
 def _same(a, b):

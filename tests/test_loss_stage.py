@@ -82,11 +82,15 @@ def test_the_float64_stage_is_the_reference_and_differs():
             loss.backward(np.ones(32))
         out[p.loss_stage] = (np.asarray(loss.data, np.float64),
                              np.asarray(z.grad.data, np.float64))
-    # the reference: per-sample loss from float64 log-sum-exp, rounded once to L
-    lse = np.log(np.exp(x - x.max(1, keepdims=True)).sum(1)) + x.max(1)
-    assert out["float64"][0].shape == (32,)
+    # the reference stage exactly: e = R_F(exp(x - m)), s = the quire's exact sum rounded
+    # once to A (posit8 values over this range sum exactly in float64), the per-sample
+    # loss R_L(log(s) + m - x_t) from float64
+    m = x.max(1, keepdims=True)
+    e = base.activations.round(np.exp(x - m), dtype=np.float64)
+    s = base.forward.format.round(e.sum(1, keepdims=True), dtype=np.float64)
+    want = base.loss.round((np.log(s) + m)[:, 0] - x[np.arange(32), t], dtype=np.float64)
+    assert np.array_equal(out["float64"][0], want)
     assert (out["float64"][0] != out["L"][0]).any() or (out["float64"][1] != out["L"][1]).any()
-    assert np.allclose(out["float64"][0], lse - x[np.arange(32), t], rtol=0.07, atol=0.07)
 
 
 def test_policy_round_trip_and_bad_value():

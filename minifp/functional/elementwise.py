@@ -162,7 +162,7 @@ class _Unary(Function):
         x64 = f64(x)
         if self.transcendental:
             r = portable_for(self, self.output_role, lambda xp, a: self._f(a), (x64,),
-                             self._scale(x64))
+                             lambda xp, a: self._scale(a))
         else:
             r = self._f(x64)
         y = self.round_out(r)
@@ -295,7 +295,7 @@ class Gelu(_Unary):
             pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
             return g * (cdf + x * pdf)
         return portable_for(self, self.grad_role(0), dgelu, (g, x),
-                            xp.abs(g) * (1.0 + xp.abs(x)))
+                            lambda xp, g, x: xp.abs(g) * (1.0 + xp.abs(x)))
 
 
 _POW_OPS = {2.0: "mul", 0.5: "sqrt", -1.0: "div"}
