@@ -5,6 +5,7 @@ its float64 neighbours, and a dense sweep below minpos; stochastic rounding from
 words; the C kernels alike."""
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 import numpy as np
@@ -18,8 +19,13 @@ FORMATS = ["posit(8,2):underflow", "posit(8,0):underflow", "posit(6,1):underflow
 MODES = ["nearest_even", "nearest_away", "toward_zero", "up", "down", "to_odd"]
 
 
+@functools.lru_cache(maxsize=None)
+def _values(n, es):
+    return posit_values(n, es)            # (65536 Fraction decodes for posit16: once)
+
+
 def _inputs(fmt):
-    vals = posit_values(fmt.n, fmt.es)
+    vals = _values(fmt.n, fmt.es)
     pos = [v for v in vals if v > 0]
     if fmt.n > 8:                                 # posit16: the lowest codes only
         pos = pos[:16]
