@@ -16,6 +16,16 @@ Optional tables and keys:
 * ``exclude = [{dtype = "float16", net = "cnn"}, ...]`` (top level): a run whose options
   match every key of one entry is dropped;
 * ``[quick]``: values replacing the grid's or fixed ones under ``--quick``;
+* bundles: a grid key that is not an option, whose values are tables of options, varies
+  several options together (a row of a paper's table), each bundle named by its ``label``::
+
+      setup = [{label = "FP32", dtype = "float32"},
+               {label = "O16-L8q", dtype = "posit(8,2)", optimizer_format = "posit(16,2)"}]
+
+* ``reference = {setup = "FP32"}``: the runs the reports compare predictions with (the
+  run with the same other grid values and seed);
+* ``expected = [{where = {setup = "O16-L8q"}, test_accuracy = 0.8814, source = "..."}]``:
+  published values the reports put beside the measured ones;
 * ``name``, ``description``: shown by ``--dry-run`` and the reports.
 
 The runs are the Cartesian product of the grid, in the order of its keys (the last key
@@ -36,17 +46,21 @@ from ..errors import UserError
 
 #: the TrainConfig fields a spec may not set (a sweep decides them)
 _RESERVED = ("out", "progress", "quiet", "device")
-_TOP_KEYS = ("name", "description", "grid", "fixed", "exclude", "quick", "expected")
+_TOP_KEYS = ("name", "description", "grid", "fixed", "exclude", "quick", "expected",
+             "reference")
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One run of a sweep: its id and its TrainConfig options."""
+    """One run of a sweep: its id, its TrainConfig options and its grid coordinates (each
+    grid key's value; a bundle's label)."""
     id: str
     options: dict
+    coords: dict = dataclasses.field(default_factory=dict)
 
     def label(self, keys) -> str:
-        return " ".join(f"{k}={self.options[k]}" for k in keys)
+        where = self.coords or self.options
+        return " ".join(f"{k}={where.get(k, self.options.get(k))}" for k in keys)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +72,8 @@ class SweepSpec:
     exclude: tuple
     quick: dict
     description: str = ""
-    expected: dict = dataclasses.field(default_factory=dict)
+    expected: tuple = ()
+    reference: dict = dataclasses.field(default_factory=dict)
     source: str = ""
 
 
@@ -120,7 +135,11 @@ def parse_spec(data: dict, source: str = "spec") -> SweepSpec:
     for where, table in (("grid", grid), ("fixed", fixed), ("quick", quick)):
         if not isinstance(table, dict):
             raise UserError(f"{source}: [{where}] must be a table")
-        _check_keys(where, table, source)
+        bundles = [k for k, v in table.items() if k not in _fields() and _is_bundle(v)]
+        for k in bundles:
+            for b in (table[k] if isinstance(table[k], list) else [table[k]]):
+                _check_keys(f"{where}.{k}", [x for x in b if x != "label"], source)
+        _check_keys(where, [k for k in table if k not in bundles], source)
     both = sorted(set(grid) & set(fixed))
     if both:
         raise UserError(f"{source}: {both[0]!r} is in both [grid] and [fixed]")
@@ -128,17 +147,45 @@ def parse_spec(data: dict, source: str = "spec") -> SweepSpec:
     if not isinstance(exclude, list) or not all(isinstance(e, dict) and e for e in exclude):
         raise UserError(f"{source}: exclude must be a list of tables, e.g. "
                         "exclude = [{dtype = \"float16\", net = \"cnn\"}]")
+    bundle_keys = [k for k, v in grid.items() if k not in _fields() and _is_bundle(v)]
     for e in exclude:
-        _check_keys("exclude", e, source)
+        _check_keys("exclude", [k for k in e if k not in bundle_keys], source)
+    reference = data.get("reference") or {}
+    if not isinstance(reference, dict):
+        raise UserError(f"{source}: reference must be a table, e.g. reference = "
+                        "{dtype = \"float32\"}")
+    for k in reference:
+        if k not in grid:
+            raise UserError(f"{source}: reference key {k!r} is not a [grid] key")
+    expected = data.get("expected") or []
+    if not isinstance(expected, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("where", {}), dict) for e in expected):
+        raise UserError(f"{source}: expected must be a list of tables, e.g. expected = "
+                        "[{where = {dtype = \"float32\"}, test_accuracy = 0.9028, "
+                        "source = \"Table 3\"}]")
     return SweepSpec(name=str(data.get("name") or Path(source).stem), grid=dict(grid),
                      fixed=dict(fixed), exclude=tuple(exclude), quick=dict(quick),
                      description=str(data.get("description") or ""),
-                     expected=dict(data.get("expected") or {}), source=source)
+                     expected=tuple(expected), reference=dict(reference), source=source)
+
+
+def _is_bundle(value) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(v, dict) for v in values)
+
+
+def bundle_label(bundle: dict) -> str:
+    """A bundle's name: its ``label``, else its options as ``k=v`` joined by commas."""
+    if "label" in bundle:
+        return str(bundle["label"])
+    return ",".join(f"{k}={v}" for k, v in bundle.items())
 
 
 def run_id(config) -> str:
-    """A short, stable hash of a TrainConfig's canonical configuration."""
-    canon = json.dumps(config.defining(), sort_keys=True, default=str)
+    """A short, stable hash of a TrainConfig's canonical configuration: the options that
+    decide what it computes, and its number of epochs (a row of a table)."""
+    canon = json.dumps(dict(config.defining(), epochs=config.epochs), sort_keys=True,
+                       default=str)
     return hashlib.sha256(canon.encode()).hexdigest()[:10]
 
 
@@ -158,9 +205,18 @@ def expand(spec: SweepSpec, quick: bool = False) -> list[Run]:
                 fixed[k] = v
     keys = list(grid)
     runs, seen = [], set()
+    fields = _fields()
     for values in itertools.product(*(grid[k] for k in keys)):
-        options = dict(fixed, **dict(zip(keys, values)))
-        if any(all(options.get(k) == v for k, v in e.items()) for e in spec.exclude):
+        options, coords = dict(fixed), {}
+        for k, v in zip(keys, values):
+            if k not in fields and isinstance(v, dict):
+                options.update({x: y for x, y in v.items() if x != "label"})
+                coords[k] = bundle_label(v)
+            else:
+                options[k] = v
+                coords[k] = v
+        if any(all(coords.get(k, options.get(k)) == v for k, v in e.items())
+               for e in spec.exclude):
             continue
         try:
             config = TrainConfig(**options)
@@ -173,7 +229,7 @@ def expand(spec: SweepSpec, quick: bool = False) -> list[Run]:
         if rid in seen:
             continue
         seen.add(rid)
-        runs.append(Run(rid, options))
+        runs.append(Run(rid, options, coords))
     if not runs:
         raise UserError(f"{spec.source}: the grid expands to no run (every combination is "
                         "excluded)")

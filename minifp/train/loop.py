@@ -330,6 +330,7 @@ class TrainResult:
     history: list
     model: object
     data: object
+    policy: object = None
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
@@ -458,7 +459,7 @@ def run(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         raise
     summary = state.summary("complete")
     say(_closing_line(config, policy, state, summary))
-    return TrainResult(summary, history, model, data)
+    return TrainResult(summary, history, model, data, policy)
 
 
 def _train_epoch(model, optimizer, scaler, policy, stream, data, config, epoch, n_batches,
