@@ -45,13 +45,17 @@ def sweep_command():
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="run on an existing Dask cluster (tcp://host:8786); minifp must be "
                    "installed on every worker and DIR be on a shared filesystem")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, metavar="SECONDS",
+              help="how long to wait for the scheduler at --scheduler")
 @click.option("--device", default="cpu", show_default=True,
               help="cpu, or cuda: one worker per GPU, each run asking for a GPU resource")
 @click.option("--quick", is_flag=True, help="the spec's [quick] values (minutes on 2 cores)")
 @click.option("--dry-run", is_flag=True, help="list the runs, their ids and states; run nothing")
 @click.option("--report/--no-report", "show_report", default=True, show_default=True,
               help="print the sweep's table at the end")
-def run_command(spec, out, workers, scheduler, device, quick, dry_run, show_report):
+def run_command(spec, out, workers, scheduler, timeout, device, quick, dry_run,
+                show_report):
     """Expand SPEC into runs and run them.  SPEC's [grid] holds lists of `minifp train`
     options (as config fields: batch_size, loss_scaling, ...); [fixed] single values;
     exclude rules; [quick] values for --quick.  Each run's id is a short hash of its
@@ -69,7 +73,7 @@ def run_command(spec, out, workers, scheduler, device, quick, dry_run, show_repo
         _dry_run(s, runs, out, quick, device)
         return
     outcome = engine.run_sweep(s, runs, out, quick=quick, workers=workers,
-                               scheduler=scheduler, device=device)
+                               scheduler=scheduler, device=device, timeout=timeout)
     if show_report:
         from ..sweep import report
         click.echo(report.format_table(report.build(outcome.out)))

@@ -67,9 +67,26 @@ def read_manifest(out) -> dict | None:
 
 
 def open_folder(out, spec: SweepSpec, quick: bool, runs: list[Run]) -> Path:
-    """Check that ``out`` may hold this sweep (empty, new, or holding this same sweep) and
-    write its manifest.  One-line UserErrors otherwise; nothing in ``out`` is touched
-    then."""
+    """Check that ``out`` may hold this sweep (:func:`check_folder`) and write its
+    manifest; a one-line UserError when it cannot be written."""
+    out = check_folder(out, spec, quick)
+    from .. import __version__
+    data = {"format": "minifp-sweep", "version": 1, "name": spec.name, "quick": bool(quick),
+            "source": spec.source, "spec": spec_data(spec), "minifp": __version__,
+            "varying": varying_keys(spec, runs),
+            "runs": [{"id": r.id, "options": r.options, "coords": r.coords} for r in runs]}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / MANIFEST, data)
+    except OSError as err:
+        raise UserError(f"cannot write the sweep into {out} "
+                        f"({err.strerror or err})") from None
+    return out
+
+
+def check_folder(out, spec: SweepSpec, quick: bool) -> Path:
+    """Check, writing nothing, that ``out`` may hold this sweep: new, empty, or holding
+    this same sweep (same name, same ``--quick``).  One-line UserErrors otherwise."""
     out = Path(out)
     label = f"{spec.name!r}{' (--quick)' if quick else ''}"
     if out.exists() and not out.is_dir():
@@ -83,17 +100,9 @@ def open_folder(out, spec: SweepSpec, quick: bool, runs: list[Run]) -> Path:
         other = f"{manifest.get('name')!r}{' (--quick)' if manifest.get('quick') else ''}"
         raise UserError(f"--out {out} holds another sweep ({other}, not {label}); use "
                         f"another --out")
-    from .. import __version__
-    data = {"format": "minifp-sweep", "version": 1, "name": spec.name, "quick": bool(quick),
-            "source": spec.source, "spec": spec_data(spec), "minifp": __version__,
-            "varying": varying_keys(spec, runs),
-            "runs": [{"id": r.id, "options": r.options, "coords": r.coords} for r in runs]}
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / MANIFEST, data)
-    except OSError as err:
-        raise UserError(f"cannot write the sweep into {out} "
-                        f"({err.strerror or err})") from None
+    parent = next((p for p in [out, *out.parents] if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UserError(f"cannot write the sweep into {out} ({parent} is a file)")
     return out
 
 
@@ -159,6 +168,20 @@ def plan(out, runs: list[Run], device: str = "cpu") -> Plan:
     return p
 
 
+def check_datasets(runs: list[Run]) -> None:
+    """A one-line UserError, before anything runs, when a run's dataset is not here
+    (a cluster's workers find theirs on their own filesystem)."""
+    from ..data import datasets
+    for name in dict.fromkeys(str(r.options.get("dataset", "mnist-5k")) for r in runs):
+        if datasets.normalize_name(name) == datasets.SYNTHETIC:
+            continue
+        try:
+            datasets._resolve(name)
+        except UserError as err:
+            raise UserError(f"{err}; or run the sweep with --quick on the shipped "
+                            "datasets") from None
+
+
 # ---- the cluster ---------------------------------------------------------------------
 
 def gpu_worker_specs(n_gpus: int) -> dict:
@@ -180,14 +203,15 @@ def _gpu_count() -> int:
     return int(cupy_module().cuda.runtime.getDeviceCount())
 
 
-def connect(workers: int | None, scheduler: str | None, device: str, n_runs: int):
+def connect(workers: int | None, scheduler: str | None, device: str, n_runs: int,
+            timeout: float = 10.0):
     """(client, cluster or None): a client of the scheduler at ``scheduler``, or of a new
     local cluster of ``workers`` single-threaded worker processes on loopback (on GPUs:
     one worker per GPU)."""
     distributed = require_distributed()
     if scheduler:
         try:
-            client = distributed.Client(scheduler, timeout="10s")
+            client = distributed.Client(scheduler, timeout=f"{float(timeout)}s")
         except (OSError, TimeoutError) as err:
             why = str(err).splitlines()[0] if str(err) else "timed out"
             raise UserError(f"cannot reach the Dask scheduler at {scheduler} "
@@ -278,49 +302,73 @@ def _killed_reason(err, allowed: int | None) -> str:
 
 def run_sweep(spec: SweepSpec, runs: list[Run], out, *, quick: bool = False,
               workers: int | None = None, scheduler: str | None = None,
-              device: str = "cpu", echo=None, on_epoch=None, poll: float = 0.2) -> Outcome:
+              device: str = "cpu", echo=None, on_epoch=None, poll: float = 0.2,
+              timeout: float = 10.0) -> Outcome:
     """Run ``runs`` (expanded from ``spec``) into ``out``: the finished ones are kept, the
     others are submitted to a Dask cluster (see :func:`connect`) and their results
-    appended to ``sweep.jsonl`` as they arrive.  ``on_epoch``: passed to every run's
-    training loop (tests use it to kill a worker mid-run)."""
+    appended to ``sweep.jsonl`` as they arrive.  ``on_epoch(run_dir, row)``: called in
+    every run after each epoch (tests use it to kill a worker mid-run).  ``timeout``:
+    seconds to wait for the scheduler at ``scheduler``.  Nothing is written into ``out``
+    before the folder is checked and the cluster reached."""
     say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     require_distributed()
-    out = open_folder(out, spec, quick, runs)
+    if not scheduler:
+        check_datasets(runs)
+    out = check_folder(out, spec, quick)
     p = plan(out, runs, device)
-    varying = varying_keys(spec, runs) or list(spec.grid)
-    label = {r.id: r.label(varying) for r in runs}
+    client, cluster = connect(workers, scheduler, device, len(p.todo), timeout) \
+        if p.todo else (None, None)
+    try:
+        open_folder(out, spec, quick, runs)
+        rows = _keep_finished(out, p)
+        say(f"sweep {spec.name}{' (quick)' if quick else ''}: {len(runs)} runs in {out}: "
+            f"{len(p.finished)} finished before, {len(p.todo)} to run"
+            + (f" ({p.resumable} from their checkpoints)" if p.resumable else ""))
+        if p.todo:
+            _submit_and_collect(client, scheduler, out, spec, runs, p, rows, device,
+                                on_epoch, poll, say)
+    finally:
+        _close(client, cluster)
+    return Outcome(out, [rows[r.id] for r in runs if r.id in rows], len(p.todo))
+
+
+def _keep_finished(out: Path, p: Plan) -> dict:
+    """The result rows of the runs finished before (logged in sweep.jsonl if a kill of
+    the driver kept them out)."""
     logged = {row["id"] for row in read_results(out)}
     rows = {}
     for r, summary in p.finished:
         rows[r.id] = _task.result_of(r.id, r.options, summary, skipped=True)
         if r.id not in logged:
             append_result(out, rows[r.id])
+    return rows
+
+
+def _submit_and_collect(client, scheduler, out, spec, runs, p: Plan, rows: dict, device,
+                        on_epoch, poll, say) -> None:
+    """Submit ``p.todo`` (key = run id, a GPU resource on GPUs), then append each result
+    to sweep.jsonl as it arrives, with the progress line."""
+    import dask
+    from distributed import as_completed
+    varying = varying_keys(spec, runs) or list(spec.grid)
     n_failed = sum(1 for row in rows.values() if row.get("status") != "complete")
-    say(f"sweep {spec.name}{' (quick)' if quick else ''}: {len(runs)} runs in {out}: "
-        f"{len(p.finished)} finished before, {len(p.todo)} to run"
-        + (f" ({p.resumable} from their checkpoints)" if p.resumable else ""))
-    if not p.todo:
-        return Outcome(out, [rows[r.id] for r in runs], 0)
-    client, cluster = connect(workers, scheduler, device, len(p.todo))
     progress = Progress(len(runs), len(rows) - n_failed, n_failed, say)
+    allowed = dask.config.get("distributed.scheduler.allowed-failures", None)
+    n_workers = len(client.scheduler_info().get("workers", {}))
+    say(f"  on {n_workers} Dask worker{'s' if n_workers != 1 else ''} "
+        f"({'scheduler ' + scheduler if scheduler else 'local cluster'}, "
+        f"{client.scheduler.address})")
+    resources = {"GPU": 1} if device != "cpu" else None
+    futures = {}
+    for r in p.todo:
+        fut = client.submit(_task.execute, str(out / r.id), r.id, r.options,
+                            "cuda" if device != "cpu" else "cpu", on_epoch,
+                            key=r.id, resources=resources, retries=0)
+        futures[fut.key] = (r, fut)
+    ours = set(futures)
+    pending = as_completed([f for _, f in futures.values()])
+    last_poll = 0.0
     try:
-        import dask
-        from distributed import as_completed
-        allowed = dask.config.get("distributed.scheduler.allowed-failures", None)
-        n_workers = len(client.scheduler_info().get("workers", {}))
-        say(f"  on {n_workers} Dask worker{'s' if n_workers != 1 else ''} "
-            f"({'scheduler ' + scheduler if scheduler else 'local cluster'}, "
-            f"{client.scheduler.address})")
-        resources = {"GPU": 1} if device != "cpu" else None
-        futures = {}
-        for r in p.todo:
-            fut = client.submit(_task.execute, str(out / r.id), r.id, r.options,
-                                "cuda" if device != "cpu" else "cpu", on_epoch,
-                                key=r.id, resources=resources, retries=0)
-            futures[fut.key] = (r, fut)
-        ours = set(futures)
-        pending = as_completed([f for _, f in futures.values()])
-        last_poll = 0.0
         while not pending.is_empty():
             if not pending.has_ready():
                 if time.perf_counter() - last_poll > 1.0:
@@ -335,22 +383,22 @@ def run_sweep(spec: SweepSpec, runs: list[Run], out, *, quick: bool = False,
                 rows[r.id] = row
                 append_result(out, row)
                 progress.running = _running(client, ours)
-                progress.record(row, label[r.id])
+                progress.record(row, r.label(varying))
     except KeyboardInterrupt:
         say(f"minifp sweep: interrupted; {len(rows)} of {len(runs)} runs finished are in "
             f"{out / RESULTS}; rerun the same command to continue")
         raise
-    finally:
-        _close(client, cluster)
-    return Outcome(out, [rows[r.id] for r in runs if r.id in rows], len(p.todo))
 
 
 def _running(client, ours) -> int:
+    """Runs executing now: a worker runs at most its thread count of the tasks the
+    scheduler has assigned to it (the others wait in its queue)."""
     try:
-        processing = client.processing()
+        processing, threads = client.processing(), client.nthreads()
     except Exception:        # noqa: BLE001 - the progress line must never stop a sweep
         return 0
-    return sum(1 for keys in processing.values() for k in keys if k in ours)
+    return sum(min(threads.get(w, 1), sum(1 for k in keys if k in ours))
+               for w, keys in processing.items())
 
 
 def _collect(fut, r: Run, allowed) -> dict:

@@ -4,11 +4,11 @@ For each configuration, over its seeds:
 
 * test accuracy and test loss of the final epoch: mean ± sample standard deviation (n-1;
   plain float64 statistics of the recorded metrics, not rounded ops);
-* ``agree``: the share of test samples on which the run predicts the class of its
-  reference run (the run with the same other grid values and seed under the spec's
-  ``reference``), and ``lemma``: the share with Gamma >= 2 delta (the 16-bit paper's
-  guarantee, decided exactly by :func:`minifp.theory.lemma_report` from the two runs'
-  saved softmax outputs);
+* ``agree``: the share of test samples on which the run's prediction (the argmax of its
+  logits) is its reference run's (the run with the same other grid values and seed under
+  the spec's ``reference``), and ``lemma``: the share with Gamma >= 2 delta (the 16-bit
+  paper's guarantee that both predict the same class, decided exactly by
+  :func:`minifp.theory.lemma_report` from the two runs' saved softmax outputs);
 * skipped steps (loss scaling) and seconds per epoch, as means;
 * the spec's ``expected`` (published) value and its source, where one matches.
 
@@ -21,6 +21,8 @@ import dataclasses
 import math
 import statistics
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import UserError
 from . import engine as _engine
@@ -176,12 +178,11 @@ def _compare_with_reference(out: Path, rows: list, varying: list, ref: dict) -> 
         if other is None or r["status"] == "missing":
             continue
         mine, theirs = outputs(r["id"]), outputs(other["id"])
-        if mine is None or theirs is None or mine.shape != theirs.shape:
+        if mine is None or theirs is None or mine[0].shape != theirs[0].shape:
             continue
-        rep = lemma_report(theirs, mine)
-        n = max(1, rep["samples"])
-        r["agreement"] = rep["agree"] / n
-        r["lemma"] = rep["guaranteed"] / n
+        r["agreement"] = float(np.mean(mine[1] == theirs[1]))
+        rep = lemma_report(theirs[0], mine[0])
+        r["lemma"] = rep["guaranteed"] / max(1, rep["samples"])
 
 
 # ---- output --------------------------------------------------------------------------
@@ -213,7 +214,14 @@ def _cells(table: Table, g: Group) -> list[str]:
                "-" if skipped[0] is None else f"{skipped[0]:g}",
                "-" if secs[0] is None else f"{secs[0]:.2f}",
                "-" if exp_acc is None else f"{100 * exp_acc:.2f}",
-               str(exp.get("source", "")) if exp else ""])
+               _source(exp)])
+
+
+def _source(exp: dict) -> str:
+    if not exp:
+        return ""
+    note = exp.get("note")
+    return f"{note} ({exp.get('source', '')})" if note else str(exp.get("source", ""))
 
 
 def _header(table: Table) -> list[str]:
@@ -223,9 +231,12 @@ def _header(table: Table) -> list[str]:
 
 
 def _status_line(table: Table) -> str:
-    return (f"sweep {table.name}{' (quick)' if table.quick else ''}: {table.total} runs, "
+    text = (f"sweep {table.name}{' (quick)' if table.quick else ''}: {table.total} runs, "
             f"{table.complete} complete, {table.failed} failed, {table.missing} not run yet "
             f"({table.out})")
+    if table.quick and any(g.expected for g in table.groups):
+        text += "; the published values are for the papers' full setups"
+    return text
 
 
 def _drop_empty(header, body):

@@ -136,9 +136,13 @@ def parse_spec(data: dict, source: str = "spec") -> SweepSpec:
         if not isinstance(table, dict):
             raise UserError(f"{source}: [{where}] must be a table")
         bundles = [k for k, v in table.items() if k not in _fields() and _is_bundle(v)]
+        if where == "quick":       # bundles chosen by label: ["FP32", "O16-L8q"]
+            bundles += [k for k in table if k in grid and k not in _fields()
+                        and k not in bundles]
         for k in bundles:
             for b in (table[k] if isinstance(table[k], list) else [table[k]]):
-                _check_keys(f"{where}.{k}", [x for x in b if x != "label"], source)
+                if isinstance(b, dict):
+                    _check_keys(f"{where}.{k}", [x for x in b if x != "label"], source)
         _check_keys(where, [k for k in table if k not in bundles], source)
     both = sorted(set(grid) & set(fixed))
     if both:
@@ -200,7 +204,15 @@ def expand(spec: SweepSpec, quick: bool = False) -> list[Run]:
     if quick:
         for k, v in spec.quick.items():
             if k in grid:
-                grid[k] = v if isinstance(v, list) else [v]
+                v = v if isinstance(v, list) else [v]
+                if _is_bundle(grid[k]) and all(isinstance(x, str) for x in v):
+                    by_label = {bundle_label(b): b for b in grid[k]}
+                    unknown = [x for x in v if x not in by_label]
+                    if unknown:
+                        raise UserError(f"{spec.source}: [quick] {k}: no [grid] {k} is "
+                                        f"labelled {unknown[0]!r}")
+                    v = [by_label[x] for x in v]
+                grid[k] = v
             else:
                 fixed[k] = v
     keys = list(grid)

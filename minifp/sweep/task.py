@@ -9,10 +9,12 @@ that Dask reschedules after its worker died continues from the last epoch saved.
 Besides the files of :mod:`minifp.train.rundir`, a sweep run writes
 
 * ``log.txt``: what ``minifp train`` would print (appended to, one block per attempt);
-* ``outputs.npy``: the final model's softmax outputs on the test set (float64, shape
-  (N, classes)), as computed by :func:`minifp.train.loop.evaluate` under the run's policy;
-  the reports compare them with a reference run's (prediction agreement and the 16-bit
-  paper's lemma, :func:`minifp.theory.lemma_report`).
+* ``outputs.npz``: the final model on the test set, as :func:`minifp.train.loop.evaluate`
+  computes it under the run's policy: ``softmax`` (its softmax outputs, rounded to the
+  loss format L, held in float64, shape (N, classes)) and ``predictions`` (the argmax of
+  its logits, the predictions the test accuracy counts); the reports compare them with a
+  reference run's (prediction agreement, and the 16-bit paper's lemma,
+  :func:`minifp.theory.lemma_report`).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import traceback
 from pathlib import Path
 
 LOG = "log.txt"
-OUTPUTS = "outputs.npy"
+OUTPUTS = "outputs.npz"
 
 
 def config_of(run_dir, options: dict, device: str = "cpu"):
@@ -86,7 +88,8 @@ def execute(run_dir, run_id: str, options: dict, device: str = "cpu", on_epoch=N
     """Train the run ``options`` in ``run_dir`` (resuming or skipping as the module says)
     and return its result row (see :func:`result_of`).  A run that fails, by diverging or
     with an error, returns a row with status ``failed`` and the reason; only the death of
-    the process itself escapes (Dask then reschedules the task)."""
+    the process itself escapes (Dask then reschedules the task).  ``on_epoch(run_dir,
+    row)``: called after each epoch's checkpoint (tests kill workers from it)."""
     from ..train import rundir
     from ..train.loop import RunFailed, evaluate, run
 
@@ -104,12 +107,12 @@ def execute(run_dir, run_id: str, options: dict, device: str = "cpu", on_epoch=N
     echo(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {where['host']} pid {where['pid']}: "
          + (f"resuming from epoch {st.epochs_done}" if resume else "starting"))
     try:
-        result = run(config, resume=resume, overwrite=not resume, echo=echo,
-                     on_epoch=on_epoch)
-        _, _, _, probs = evaluate(result.model, result.data.x_test, result.data.y_test,
-                                  result.policy)
+        hook = None if on_epoch is None else (lambda row: on_epoch(run_dir, row))
+        result = run(config, resume=resume, overwrite=not resume, echo=echo, on_epoch=hook)
+        _, _, pred, probs = evaluate(result.model, result.data.x_test, result.data.y_test,
+                                     result.policy)
         if probs is not None:
-            _save_outputs(run_dir / OUTPUTS, probs)
+            _save_outputs(run_dir / OUTPUTS, probs, pred)
         summary = result.summary
     except RunFailed as err:
         echo(f"failed: {err}")
@@ -125,24 +128,26 @@ def execute(run_dir, run_id: str, options: dict, device: str = "cpu", on_epoch=N
                      seconds=time.time() - started, **where)
 
 
-def _save_outputs(path: Path, probs) -> None:
+def _save_outputs(path: Path, probs, predictions) -> None:
     import numpy as np
 
     from ..jsonio import replacing
     with replacing(path) as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, np.asarray(probs, np.float64))
+            np.savez(f, softmax=np.asarray(probs, np.float64),
+                     predictions=np.asarray(predictions, np.int64))
 
 
 def read_outputs(run_dir):
-    """The saved test-set outputs of a run (None when it has none)."""
+    """(softmax, predictions) saved by a run, or None when it has none readable."""
     import numpy as np
     path = Path(run_dir) / OUTPUTS
     if not path.is_file():
         return None
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
+        with np.load(path, allow_pickle=False) as data:
+            return data["softmax"], data["predictions"]
+    except (OSError, ValueError, KeyError):
         return None
 
 
