@@ -76,3 +76,50 @@ def test_cli_dry_run_and_bad_input(tmp_path):
         assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output
         assert len(r.output.strip().splitlines()) == 1
     assert load_spec(spec).name == "tiny"
+
+
+def test_bundles_labels_and_quick_selection():
+    spec = parse_spec({
+        "grid": {"setup": [{"label": "A", "dtype": "float32"},
+                           {"label": "B", "dtype": "posit(8,2)", "order": "exact",
+                            "optimizer_format": "posit(16,2)", "master_weights": True},
+                           {"dtype": "float16", "loss": "float32"}],
+                 "seed": [0, 1]},
+        "fixed": {"net": "mlp", "dataset": "digits", "epochs": 1},
+        "exclude": [{"setup": "A", "seed": 1}],
+        "reference": {"setup": "A"},
+        "quick": {"setup": ["B"], "seed": [0]}})
+    runs = expand(spec)
+    assert [r.coords["setup"] for r in runs] == \
+        ["A", "B", "B", "dtype=float16,loss=float32", "dtype=float16,loss=float32"]
+    b = runs[1]
+    assert b.options["optimizer_format"] == "posit(16,2)" and "label" not in b.options
+    assert b.label(["setup", "seed"]) == "setup=B seed=0"
+    # the id is the configuration's, not the label's
+    assert b.id == run_id(TrainConfig(**b.options))
+    quick = expand(spec, quick=True)
+    assert [(r.coords["setup"], r.options["seed"]) for r in quick] == [("B", 0)]
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"grid": {"setup": [{"label": "A", "dtype": "float32"}]}, "quick": {"setup": ["Z"]}},
+     "labelled 'Z'"),
+    ({"grid": {"setup": [{"label": "A", "colour": "red"}]}}, "unknown [grid.setup] key"),
+    ({"grid": {"dtype": ["float32"]}, "reference": {"net": "mlp"}}, "not a [grid] key"),
+    ({"grid": {"dtype": ["float32"]}, "expected": {"a": 1}}, "expected must be a list"),
+])
+def test_bad_bundles_and_references(data, words):
+    with pytest.raises(UserError) as e:
+        expand(parse_spec(data), quick=True)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_diverged_run_is_a_result_and_is_not_run_again(tmp_path):
+    from minifp.sweep.task import execute
+    options = {"net": "mlp", "dataset": "digits", "epochs": 1, "dtype": "float16",
+               "optimizer": "adam", "lr": 0.001, "eps": 1e-8}
+    with pytest.warns(Warning, match="eps=1e-08 rounds to 0"):
+        row = execute(tmp_path / "r", "r", options)
+    assert row["status"] == "failed" and row["diverged"] and "nan" in row["reason"]
+    again = execute(tmp_path / "r", "r", options)
+    assert again.get("skipped") and again["diverged"]

@@ -77,9 +77,15 @@ def run_command(spec, out, workers, scheduler, timeout, device, quick, dry_run,
     if show_report:
         from ..sweep import report
         click.echo(report.format_table(report.build(outcome.out)))
-    if outcome.failed:
-        err = UserError(f"{len(outcome.failed)} of {len(outcome.rows)} runs failed; their "
-                        f"reasons are in {outcome.out / engine.RESULTS}")
+    diverged = len(outcome.failed) - len(outcome.errors)
+    if diverged:
+        click.echo(f"{diverged} of {len(outcome.rows)} runs diverged (a result, kept: "
+                   f"rerunning would reproduce it); reasons in {outcome.out / engine.RESULTS}",
+                   err=True)
+    if outcome.errors:
+        err = UserError(f"{len(outcome.errors)} of {len(outcome.rows)} runs failed (not by "
+                        f"diverging); their reasons are in {outcome.out / engine.RESULTS}; "
+                        f"rerunning the same command retries them")
         err.exit_code = 3
         raise err
 

@@ -50,7 +50,8 @@ def require_distributed():
 
 def spec_data(spec: SweepSpec) -> dict:
     return {"grid": spec.grid, "fixed": spec.fixed, "exclude": list(spec.exclude),
-            "quick": spec.quick, "expected": spec.expected, "description": spec.description}
+            "quick": spec.quick, "expected": list(spec.expected), "reference": spec.reference,
+            "description": spec.description}
 
 
 def read_manifest(out) -> dict | None:
@@ -294,6 +295,11 @@ class Outcome:
     def failed(self) -> list:
         return [r for r in self.rows if r.get("status") != "complete"]
 
+    @property
+    def errors(self) -> list:
+        """The failed runs that did not fail by diverging (killed workers, errors)."""
+        return [r for r in self.failed if not r.get("diverged")]
+
 
 def _killed_reason(err, allowed: int | None) -> str:
     times = f"{allowed + 1} times" if allowed is not None else "repeatedly"
@@ -303,13 +309,15 @@ def _killed_reason(err, allowed: int | None) -> str:
 def run_sweep(spec: SweepSpec, runs: list[Run], out, *, quick: bool = False,
               workers: int | None = None, scheduler: str | None = None,
               device: str = "cpu", echo=None, on_epoch=None, poll: float = 0.2,
-              timeout: float = 10.0) -> Outcome:
+              timeout: float = 10.0, execute=None) -> Outcome:
     """Run ``runs`` (expanded from ``spec``) into ``out``: the finished ones are kept, the
     others are submitted to a Dask cluster (see :func:`connect`) and their results
     appended to ``sweep.jsonl`` as they arrive.  ``on_epoch(run_dir, row)``: called in
     every run after each epoch (tests use it to kill a worker mid-run).  ``timeout``:
-    seconds to wait for the scheduler at ``scheduler``.  Nothing is written into ``out``
-    before the folder is checked and the cluster reached."""
+    seconds to wait for the scheduler at ``scheduler``.  ``execute``: the function each
+    task calls (default :func:`minifp.sweep.task.execute`; benchmarks replace it).
+    Nothing is written into ``out`` before the folder is checked and the cluster
+    reached."""
     say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     require_distributed()
     if not scheduler:
@@ -326,7 +334,7 @@ def run_sweep(spec: SweepSpec, runs: list[Run], out, *, quick: bool = False,
             + (f" ({p.resumable} from their checkpoints)" if p.resumable else ""))
         if p.todo:
             _submit_and_collect(client, scheduler, out, spec, runs, p, rows, device,
-                                on_epoch, poll, say)
+                                on_epoch, poll, say, execute or _task.execute)
     finally:
         _close(client, cluster)
     return Outcome(out, [rows[r.id] for r in runs if r.id in rows], len(p.todo))
@@ -345,7 +353,7 @@ def _keep_finished(out: Path, p: Plan) -> dict:
 
 
 def _submit_and_collect(client, scheduler, out, spec, runs, p: Plan, rows: dict, device,
-                        on_epoch, poll, say) -> None:
+                        on_epoch, poll, say, execute) -> None:
     """Submit ``p.todo`` (key = run id, a GPU resource on GPUs), then append each result
     to sweep.jsonl as it arrives, with the progress line."""
     import dask
@@ -361,7 +369,7 @@ def _submit_and_collect(client, scheduler, out, spec, runs, p: Plan, rows: dict,
     resources = {"GPU": 1} if device != "cpu" else None
     futures = {}
     for r in p.todo:
-        fut = client.submit(_task.execute, str(out / r.id), r.id, r.options,
+        fut = client.submit(execute, str(out / r.id), r.id, r.options,
                             "cuda" if device != "cpu" else "cpu", on_epoch,
                             key=r.id, resources=resources, retries=0)
         futures[fut.key] = (r, fut)

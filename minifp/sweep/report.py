@@ -203,9 +203,11 @@ def _num(mean, std, fmt="{:.4f}") -> str:
 def _cells(table: Table, g: Group) -> list[str]:
     acc, loss = g.stat("test_accuracy"), g.stat("test_loss")
     skipped, secs = g.stat("skipped_steps"), g.stat("seconds_per_epoch")
-    failed = sum(1 for r in g.runs if r["status"] == "failed")
+    failed = sum(1 for r in g.runs if r["status"] == "failed" and not r.get("diverged"))
+    diverged = sum(1 for r in g.runs if r["status"] == "failed" and r.get("diverged"))
     missing = sum(1 for r in g.runs if r["status"] == "missing")
-    n = f"{len(g.runs) - missing}" + (f" ({failed} failed)" if failed else "")
+    n = f"{len(g.runs) - missing}" + (f" ({diverged} diverged)" if diverged else "") \
+        + (f" ({failed} failed)" if failed else "")
     exp = g.expected or {}
     exp_acc = exp.get("test_accuracy")
     return ([str(g.coords.get(k)) for k in table.keys]

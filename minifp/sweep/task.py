@@ -70,7 +70,10 @@ def result_of(run_id: str, options: dict, summary: dict, **extra) -> dict:
            "train_loss": final.get("train_loss"),
            "skipped_steps": summary.get("skipped_steps"),
            "seconds_per_epoch": (wall / done if done and wall is not None else history_seconds),
-           "wall_seconds": wall}
+           "wall_seconds": wall,
+           # a run that failed by diverging (NaN loss, every step skipped, frozen weights):
+           # a result, which every retry would reproduce
+           "diverged": summary.get("status") == "failed"}
     row.update(extra)
     return row
 
