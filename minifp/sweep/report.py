@@ -62,6 +62,7 @@ class Table:
     missing: int
     quick: bool = False
     description: str = ""
+    diverged: int = 0
 
 
 def _mean(values):
@@ -147,7 +148,8 @@ def build(out, reference: str | None = None) -> Table:
     return Table(manifest.get("name", out.name), out, varying, list(groups.values()), ref,
                  len(rows), status.count("complete"), status.count("failed"),
                  status.count("missing"), bool(manifest.get("quick")),
-                 (manifest.get("spec") or {}).get("description", ""))
+                 (manifest.get("spec") or {}).get("description", ""),
+                 sum(1 for r in rows if r["status"] == "failed" and r.get("diverged")))
 
 
 def _common(group: Group, key):
@@ -234,7 +236,9 @@ def _header(table: Table) -> list[str]:
 
 def _status_line(table: Table) -> str:
     text = (f"sweep {table.name}{' (quick)' if table.quick else ''}: {table.total} runs, "
-            f"{table.complete} complete, {table.failed} failed, {table.missing} not run yet "
+            f"{table.complete} complete, "
+            + (f"{table.diverged} diverged, " if table.diverged else "")
+            + f"{table.failed - table.diverged} failed, {table.missing} not run yet "
             f"({table.out})")
     if table.quick and any(g.expected for g in table.groups):
         text += "; the published values are for the papers' full setups"
@@ -287,7 +291,8 @@ def to_json(table: Table) -> dict:
             "expected": g.expected})
     return {"name": table.name, "quick": table.quick, "keys": table.keys,
             "reference": table.reference, "total": table.total, "complete": table.complete,
-            "failed": table.failed, "missing": table.missing, "groups": groups}
+            "failed": table.failed, "diverged": table.diverged, "missing": table.missing,
+            "groups": groups}
 
 
 def plot(table: Table, path) -> None:
