@@ -152,3 +152,18 @@ def test_report_from_runs_executed_in_process(tmp_path):
     png = tmp_path / "t.png"
     assert _cli("sweep", "report", str(out), "--plot", str(png)).exit_code == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gpu_workers_one_per_gpu_each_seeing_its_own(tmp_path, monkeypatch):
+    pytest.importorskip("distributed")
+    specs = engine.gpu_worker_specs(2)
+    assert [s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for s in specs.values()] == ["0", "1"]
+    assert all(s["options"]["resources"] == {"GPU": 1} and s["options"]["nthreads"] == 1
+               for s in specs.values())
+    monkeypatch.chdir(tmp_path)
+    from minifp import backend
+    if backend.gpu_available():
+        pytest.skip("a GPU is here")
+    _one_line_error(_cli("sweep", "fp8", "--quick", "--out", "g", "--device", "cuda"),
+                    "no GPU here")
+    assert not (tmp_path / "g").exists()

@@ -92,3 +92,24 @@ def test_local_cluster_survives_killed_workers(tmp_path):
     table = report.build(out)
     assert (table.total, table.complete, table.failed) == (3, 2, 1)
     assert np.load(out / plain.id / OUTPUTS)["softmax"].shape[1] == 10
+
+
+def test_sweep_on_an_existing_cluster(tmp_path):
+    """--scheduler: the same runs on a cluster minifp did not start (and does not stop)."""
+    from click.testing import CliRunner
+
+    from minifp.cli import main
+    spec = tmp_path / "two.toml"
+    spec.write_text('name = "two"\n[grid]\nseed = [0, 1]\n[fixed]\nnet = "mlp"\n'
+                    'dataset = "digits"\nepochs = 1\n')
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as cluster:
+        r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o"),
+                                      "--scheduler", cluster.scheduler_address],
+                               catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        assert "2 runs, 2 complete" in r.output and f"scheduler {cluster.scheduler_address}" \
+            in r.output
+        with distributed.Client(cluster.scheduler_address, timeout="5s") as client:
+            assert len(client.scheduler_info()["workers"]) == 1    # still there
+    assert len(engine.read_results(tmp_path / "o")) == 2

@@ -113,11 +113,16 @@ def _dry_run(s, runs, out, quick, device):
         run_dir = Path(out) / r.id
         summary = finished(run_dir, config_of(run_dir, r.options, device))
         if summary is not None:
-            what = summary.get("status")
+            what = "complete" if summary.get("status") == "complete" else \
+                f"diverged: {summary.get('reason', '')}"
         else:
             st = rundir.state(run_dir)
-            what = {"empty": "to run", "resumable": f"resumes at epoch {st.epochs_done}"} \
-                .get(st.kind, st.kind)
+            what = {"empty": "to run",
+                    "resumable": f"resumes at epoch {st.epochs_done}",
+                    "complete": "to run again (its summary records another run)",
+                    "failed": f"to run again ({st.reason})",
+                    "foreign": "blocked: the folder holds files that are not a minifp run"
+                    }[st.kind]
         click.echo(f"  {r.id}  {r.label(varying)}  ({what})")
 
 
