@@ -80,7 +80,7 @@ def _load_rows(out: Path, manifest: dict) -> list[dict]:
     for entry in manifest.get("runs", []):
         rid, options = entry["id"], entry.get("options", {})
         run_dir = out / rid
-        summary = rundir._read_json(run_dir / rundir.SUMMARY)
+        summary = rundir.read_summary(run_dir)
         config = TrainConfig(**{k: v for k, v in options.items()})
         if _task.same_run(config, summary) and summary.get("status") in ("complete", "failed"):
             row = _task.result_of(rid, options, summary)
@@ -307,6 +307,7 @@ def plot(table: Table, path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     names = [" ".join(str(g.coords.get(k)) for k in table.keys) or table.name
              for g in table.groups]
+    paper_labelled = False
     for i, g in enumerate(table.groups):
         v = [100 * x for x in g.values("test_accuracy")]
         ax1.scatter([i] * len(v), v, s=12, color="tab:blue", alpha=0.6)
@@ -314,7 +315,8 @@ def plot(table: Table, path) -> None:
             ax1.scatter([i], [statistics.fmean(v)], marker="_", s=300, color="tab:blue")
         if g.expected and g.expected.get("test_accuracy") is not None:
             ax1.scatter([i], [100 * g.expected["test_accuracy"]], marker="x",
-                        color="tab:red", label="paper" if i == 0 else None)
+                        color="tab:red", label=None if paper_labelled else "published")
+            paper_labelled = True
         for r in g.runs:
             h = [(x["epoch"], 100 * x["test_accuracy"]) for x in r.get("history", [])
                  if isinstance(x.get("test_accuracy"), (int, float))]
@@ -323,7 +325,11 @@ def plot(table: Table, path) -> None:
                          label=names[i] if r is g.runs[0] else None)
     ax1.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     ax1.set_ylabel("test accuracy %")
-    ax1.set_title(f"{table.name}: final test accuracy (x: paper)")
+    ax1.set_title(f"{table.name}: final test accuracy")
+    if paper_labelled:
+        ax1.legend(fontsize=7)
+    from matplotlib.ticker import MaxNLocator
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("test accuracy %")
     ax2.set_title("training curves")

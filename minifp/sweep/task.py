@@ -29,7 +29,8 @@ OUTPUTS = "outputs.npz"
 
 
 def config_of(run_dir, options: dict, device: str = "cpu"):
-    """The TrainConfig of a sweep run: its options, written into ``run_dir``, quiet."""
+    """The TrainConfig of a sweep run: its options, written into ``run_dir``, without
+    progress bars (its lines go to ``log.txt``)."""
     from ..train import TrainConfig
     return TrainConfig(**options, out=str(run_dir), progress=False, quiet=False,
                        device=device)
@@ -48,7 +49,7 @@ def finished(run_dir, config) -> dict | None:
     """The summary of a run that need not run again: complete, or failed by diverging (a
     deterministic outcome, reproduced by every retry), for this very configuration."""
     from ..train import rundir
-    summary = rundir._read_json(Path(run_dir) / rundir.SUMMARY)
+    summary = rundir.read_summary(run_dir)
     if not same_run(config, summary):
         return None
     if summary.get("status") == "complete":
@@ -119,7 +120,7 @@ def execute(run_dir, run_id: str, options: dict, device: str = "cpu", on_epoch=N
         summary = result.summary
     except RunFailed as err:
         echo(f"failed: {err}")
-        summary = rundir._read_json(run_dir / rundir.SUMMARY) or {}
+        summary = rundir.read_summary(run_dir) or {}
         summary = dict(summary, status="failed", reason=str(err))
     except Exception as err:      # noqa: BLE001 - a run's error is its result, not the sweep's
         echo(traceback.format_exc())

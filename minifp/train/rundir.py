@@ -202,6 +202,12 @@ def append_metrics(run_dir, row: dict) -> None:
         os.fsync(f.fileno())
 
 
+def read_summary(run_dir) -> dict | None:
+    """``summary.json`` of ``run_dir`` as a dict; None when it is missing or unreadable."""
+    summary = _read_json(Path(run_dir) / SUMMARY)
+    return summary if isinstance(summary, dict) else None
+
+
 def write_summary(run_dir, summary: dict) -> None:
     write_atomic(Path(run_dir) / SUMMARY, summary)
 
