@@ -21,7 +21,9 @@ Checks, in order (each one's time is in the report; the whole run is sized for a
   6. training    a short run on digits on the GPU, compared bit for bit with the CPU
                  reference checkpoints carried in (--reference; made with
                  --build-reference DIR on the CPU);
-  7. timing      images per second, minifp and PyTorch on the same GPU.
+  7. sweep       minifp sweep --device cuda (one worker per GPU, GPU resources): a run's
+                 checkpoint against the same run on the CPU, bit for bit;
+  8. timing      images per second, minifp and PyTorch on the same GPU.
 
 ``--dry-run`` runs every check at toy sizes on the NumPy-backed CuPy stand-in of
 tests/cupy_standin (CI does this, so the script's Python is proven before any GPU second
@@ -212,6 +214,40 @@ def check_training(cp, args, c):
     c.ok = not differ
 
 
+def check_sweep(cp, args, c):
+    """minifp sweep --device cuda: one worker per GPU (CUDA_VISIBLE_DEVICES), a run asking
+    for the GPU resource, its checkpoint bit-identical to the same run on the CPU."""
+    from minifp.sweep import engine, expand
+    from minifp.sweep.spec import parse_spec
+    specs = engine.gpu_worker_specs(int(cp.cuda.runtime.getDeviceCount()))
+    c.details["workers"] = {k: v["options"]["env"] for k, v in specs.items()}
+    if args.dry_run:
+        c.details["skipped"] = "dry run: the worker processes need a real GPU"
+        c.ok = True
+        return
+    spec = parse_spec({"name": "gpu", "grid": {"seed": [0]},
+                       "fixed": {k: v for k, v in dict(REFERENCE_RUN, epochs=1).items()
+                                 if k != "seed"}})
+    runs = expand(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        outcome = engine.run_sweep(spec, runs, Path(tmp) / "sweep", device="cuda", workers=1,
+                                   echo=lambda line: None)
+        c.details["seconds"] = time.perf_counter() - t0
+        row = outcome.rows[0]
+        c.details["status"] = row.get("status")
+        if row.get("status") != "complete":
+            c.details["reason"] = row.get("reason")
+            c.ok = False
+            return
+        _train("cpu", Path(tmp) / "cpu", config=runs[0].options, epochs=1)
+        a = _params(Path(tmp) / "cpu" / "checkpoint.h5")
+        b = _params(Path(tmp) / "sweep" / runs[0].id / "checkpoint.h5")
+        differ = [k for k in a if not _same(a[k], b.get(k, np.array([])))]
+    c.details["differing_parameters"] = differ
+    c.ok = not differ
+
+
 def check_timing(cp, args, c):
     import minifp.functional as F
     from minifp.data import load_dataset
@@ -285,7 +321,7 @@ def _same(a, b):
 
 CHECKS = [("versions", check_versions), ("compile", check_compile),
           ("rounding", check_rounding), ("matmul", check_matmul), ("tests", check_tests),
-          ("training", check_training), ("timing", check_timing)]
+          ("training", check_training), ("sweep", check_sweep), ("timing", check_timing)]
 
 
 def build_artifacts(out):

@@ -19,8 +19,9 @@ def test_dry_run_passes_every_check(tmp_path):
                        capture_output=True, text=True, timeout=600)
     lines = r.stdout.strip().splitlines()
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert lines[-1] == "7 passed, 0 failed"
+    assert lines[-1] == "8 passed, 0 failed"
     data = json.loads(report.read_text())
     assert [c["name"] for c in data["checks"]] == ["versions", "compile", "rounding",
-                                                   "matmul", "tests", "training", "timing"]
+                                                   "matmul", "tests", "training", "sweep",
+                                                   "timing"]
     assert all(c["ok"] for c in data["checks"]) and data["dry_run"] is True

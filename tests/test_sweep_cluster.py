@@ -113,3 +113,22 @@ def test_sweep_on_an_existing_cluster(tmp_path):
         with distributed.Client(cluster.scheduler_address, timeout="5s") as client:
             assert len(client.scheduler_info()["workers"]) == 1    # still there
     assert len(engine.read_results(tmp_path / "o")) == 2
+
+
+def _visible_devices():
+    import time
+    time.sleep(0.3)                  # the two workers hold a task each at the same time
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_gpu_cluster_gives_each_worker_its_own_gpu():
+    """The --device cuda cluster, without a GPU: 2 workers offering GPU=1 each, each seeing
+    one device; tasks asking for the GPU resource run one per worker."""
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with engine.gpu_cluster(2) as cluster, distributed.Client(cluster) as client:
+        client.wait_for_workers(2, timeout=60)
+        info = client.scheduler_info()["workers"].values()
+        assert sorted(w["resources"].get("GPU") for w in info) == [1, 1]
+        futures = [client.submit(_visible_devices, key=f"gpu-{i}", resources={"GPU": 1})
+                   for i in range(4)]
+        assert sorted(set(client.gather(futures))) == ["0", "1"]

@@ -196,6 +196,17 @@ def gpu_worker_specs(n_gpus: int) -> dict:
             for i in range(n_gpus)}
 
 
+def gpu_cluster(n_gpus: int):
+    """A local Dask cluster of one single-threaded worker per GPU (:func:`gpu_worker_specs`),
+    on loopback, without dashboards."""
+    import distributed
+    return distributed.SpecCluster(
+        workers=gpu_worker_specs(n_gpus),
+        scheduler={"cls": distributed.Scheduler,
+                   "options": {"host": "127.0.0.1", "dashboard_address": None}},
+        silence_logs=logging.ERROR)
+
+
 def _gpu_count() -> int:
     from ..backend import cupy_module, gpu_available
     if not gpu_available():
@@ -221,12 +232,7 @@ def connect(workers: int | None, scheduler: str | None, device: str, n_runs: int
             raise UserError(f"--scheduler {scheduler}: {err}") from None
         return client, None
     if device != "cpu":
-        n = _gpu_count() if workers is None else int(workers)
-        cluster = distributed.SpecCluster(
-            workers=gpu_worker_specs(n),
-            scheduler={"cls": distributed.Scheduler,
-                       "options": {"host": "127.0.0.1", "dashboard_address": None}},
-            silence_logs=logging.ERROR)
+        cluster = gpu_cluster(_gpu_count() if workers is None else int(workers))
     else:
         n = workers if workers is not None else max(1, min(os.cpu_count() or 1, n_runs))
         cluster = distributed.LocalCluster(n_workers=int(n), threads_per_worker=1,
