@@ -94,9 +94,11 @@ def test_local_cluster_survives_killed_workers(tmp_path):
     assert np.load(out / plain.id / OUTPUTS)["softmax"].shape[1] == 10
 
 
-def test_sweep_on_an_existing_cluster(tmp_path):
-    """--scheduler: the same runs on a cluster minifp did not start (and does not stop)."""
+def test_sweep_on_an_existing_cluster(tmp_path, monkeypatch):
+    """--scheduler: the same runs on a cluster minifp did not start (and does not stop);
+    the progress line also comes while no run finishes."""
     from click.testing import CliRunner
+    monkeypatch.setattr(engine, "QUIET_SECONDS", 0.0)
 
     from minifp.cli import main
     spec = tmp_path / "two.toml"
@@ -110,6 +112,7 @@ def test_sweep_on_an_existing_cluster(tmp_path):
         assert r.exit_code == 0, r.output
         assert "2 runs, 2 complete" in r.output and f"scheduler {cluster.scheduler_address}" \
             in r.output
+        assert any(line.startswith("  [0/2 done, ") for line in r.output.splitlines())
         with distributed.Client(cluster.scheduler_address, timeout="5s") as client:
             assert len(client.scheduler_info()["workers"]) == 1    # still there
     assert len(engine.read_results(tmp_path / "o")) == 2

@@ -215,6 +215,14 @@ def _resolve(name_or_path) -> tuple[str, Path]:
 
 
 # ------------------------------------------------------------------------------ HDF5 I/O
+def dataset_path(name_or_path) -> Path | None:
+    """Where the dataset ``name_or_path`` would be loaded from (None for ``synthetic``,
+    which is generated), without reading it; a one-line UserError when it is not here."""
+    if not _looks_like_path(name_or_path) and normalize_name(name_or_path) == SYNTHETIC:
+        return None
+    return _resolve(name_or_path)[1]
+
+
 def _plain(value):
     """HDF5 attribute -> plain Python (str, int, float, list)."""
     if isinstance(value, bytes):

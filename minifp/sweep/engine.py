@@ -31,6 +31,8 @@ from ..jsonio import dumps, write_atomic
 from . import task as _task
 from .spec import Run, SweepSpec
 
+#: seconds without a finished run after which the progress line is printed anyway
+QUIET_SECONDS = 60.0
 MANIFEST = "sweep.json"
 RESULTS = "sweep.jsonl"
 INSTALL_HINT = ("minifp sweep runs its runs on Dask distributed, which is not installed: "
@@ -173,11 +175,10 @@ def check_datasets(runs: list[Run]) -> None:
     """A one-line UserError, before anything runs, when a run's dataset is not here
     (a cluster's workers find theirs on their own filesystem)."""
     from ..data import datasets
-    for name in dict.fromkeys(str(r.options.get("dataset", "mnist-5k")) for r in runs):
-        if datasets.normalize_name(name) == datasets.SYNTHETIC:
-            continue
+    for name in dict.fromkeys(str(r.options.get("dataset", datasets.DEFAULT_DATASET))
+                              for r in runs):
         try:
-            datasets._resolve(name)
+            datasets.dataset_path(name)
         except UserError as err:
             raise UserError(f"{err}; or run the sweep with --quick on the shipped "
                             "datasets") from None
@@ -382,14 +383,20 @@ def _submit_and_collect(client, scheduler, out, spec, runs, p: Plan, rows: dict,
     ours = set(futures)
     pending = as_completed([f for _, f in futures.values()])
     last_poll = 0.0
+    last_line = time.perf_counter()
     try:
         while not pending.is_empty():
             if not pending.has_ready():
-                if time.perf_counter() - last_poll > 1.0:
-                    last_poll = time.perf_counter()
+                now = time.perf_counter()
+                if now - last_poll > 1.0:
+                    last_poll = now
                     progress.running = _running(client, ours)
+                if now - last_line > QUIET_SECONDS:      # long runs: a line now and then
+                    last_line = now
+                    say(f"  [{progress.line()}]")
                 time.sleep(poll)
                 continue
+            last_line = time.perf_counter()
             for fut in pending.next_batch(block=False):
                 r, _ = futures[fut.key]
                 ours.discard(fut.key)
