@@ -88,13 +88,15 @@ def installed(tmp_path_factory):
             "venv": tmp / "venv", "wheel": built[0]}
 
 
-def test_wheel_holds_the_shipped_datasets(installed):
+def test_wheel_holds_the_shipped_datasets_and_sweep_specs(installed):
     import zipfile
 
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     for name in SHIPPED:
         assert f"minifp/data/shipped/{name}.h5" in names
     assert "minifp/data/shipped/README.md" in names
+    for spec in ("yun16", "positnn", "fp8"):            # minifp sweep NAME
+        assert f"minifp/sweep/specs/{spec}.toml" in names
 
 
 def test_installed_minifp_is_the_wheel_and_loads_shipped_data(installed):
