@@ -8,7 +8,9 @@ The sweep's folder ``DIR`` holds
   arrives, so an interrupted sweep loses nothing it finished;
 * ``<id>/``: each run's directory (:mod:`minifp.sweep.task`).
 
-Each run is one task, submitted with ``key=<run id>`` and consumed with ``as_completed``.
+Each run is one task, submitted with the key ``<run id>@<folder tag>`` (the tag, a hash of
+``DIR``'s absolute path, keeps two sweeps of the same runs on one shared scheduler apart)
+and consumed with ``as_completed``.
 The task is idempotent (:func:`minifp.sweep.task.execute`), so a worker that dies
 mid-run costs only the epochs since its last checkpoint: the nanny restarts it, the
 scheduler resubmits the task and it resumes.  A run whose workers die more often than the
@@ -19,6 +21,7 @@ runs are not submitted again.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -329,7 +332,8 @@ def run_sweep(spec: SweepSpec, runs: list[Run], out, *, quick: bool = False,
     require_distributed()
     if not scheduler:
         check_datasets(runs)
-    out = check_folder(out, spec, quick)
+    # absolute: a cluster's workers do not share this process's working directory
+    out = check_folder(Path(out).absolute(), spec, quick)
     p = plan(out, runs, device)
     client, cluster = connect(workers, scheduler, device, len(p.todo), timeout) \
         if p.todo else (None, None)
@@ -374,11 +378,14 @@ def _submit_and_collect(client, scheduler, out, spec, runs, p: Plan, rows: dict,
         f"({'scheduler ' + scheduler if scheduler else 'local cluster'}, "
         f"{client.scheduler.address})")
     resources = {"GPU": 1} if device != "cpu" else None
+    # the key is the run id, tagged with the folder: a scheduler shared by two sweeps of
+    # the same runs into two folders must not take them for one task
+    tag = hashlib.sha256(str(out).encode()).hexdigest()[:6]
     futures = {}
     for r in p.todo:
         fut = client.submit(execute, str(out / r.id), r.id, r.options,
                             "cuda" if device != "cpu" else "cpu", on_epoch,
-                            key=r.id, resources=resources, retries=0)
+                            key=f"{r.id}@{tag}", resources=resources, retries=0)
         futures[fut.key] = (r, fut)
     ours = set(futures)
     pending = as_completed([f for _, f in futures.values()])
