@@ -167,3 +167,21 @@ def test_gpu_workers_one_per_gpu_each_seeing_its_own(tmp_path, monkeypatch):
     _one_line_error(_cli("sweep", "fp8", "--quick", "--out", "g", "--device", "cuda"),
                     "no GPU here")
     assert not (tmp_path / "g").exists()
+
+
+def test_a_folder_in_use_by_another_sweep_is_refused(tiny, tmp_path):
+    pytest.importorskip("distributed")
+    out = tmp_path / "o"
+    out.mkdir()
+    held = engine.lock_folder(out)
+    if held is None:
+        pytest.skip("no fcntl here")
+    try:
+        r = _cli("sweep", str(tiny), "--out", str(out), "--workers", "1")
+        _one_line_error(r, "in use by another minifp sweep (pid ")
+        assert not (out / engine.MANIFEST).exists()
+    finally:
+        held.close()
+    # the lock file alone does not make the folder foreign
+    spec = load_spec(str(tiny))
+    assert engine.check_folder(out, spec, False) == out

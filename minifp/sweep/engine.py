@@ -37,6 +37,7 @@ from .spec import Run, SweepSpec
 #: seconds without a finished run after which the progress line is printed anyway
 QUIET_SECONDS = 60.0
 MANIFEST = "sweep.json"
+LOCK = ".minifp-sweep.lock"
 RESULTS = "sweep.jsonl"
 INSTALL_HINT = ("minifp sweep runs its runs on Dask distributed, which is not installed: "
                 "pip install 'minifp[sweep]' (or pip install distributed)")
@@ -90,6 +91,36 @@ def open_folder(out, spec: SweepSpec, quick: bool, runs: list[Run]) -> Path:
     return out
 
 
+def lock_folder(out: Path):
+    """Hold ``out``'s lock file for the life of the returned handle (close it to let go),
+    so that two ``minifp sweep`` processes never run into one folder at once; a one-line
+    UserError naming the holder otherwise.  Where ``fcntl`` is missing, nothing is
+    locked."""
+    try:
+        import fcntl
+    except ImportError:          # not POSIX
+        return None
+    path = out / LOCK
+    try:
+        f = open(path, "a+")
+    except OSError as err:
+        raise UserError(f"cannot write the sweep into {out} "
+                        f"({err.strerror or err})") from None
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise UserError(f"--out {out} is in use by another minifp sweep ({holder}); wait "
+                        f"for it, or use another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+    f.flush()
+    return f
+
+
 def check_folder(out, spec: SweepSpec, quick: bool) -> Path:
     """Check, writing nothing, that ``out`` may hold this sweep: new, empty, or holding
     this same sweep (same name, same ``--quick``).  One-line UserErrors otherwise."""
@@ -98,7 +129,7 @@ def check_folder(out, spec: SweepSpec, quick: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
     manifest = read_manifest(out) if out.is_dir() else None
-    if manifest is None and out.is_dir() and any(out.iterdir()):
+    if manifest is None and out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
         raise UserError(f"--out {out} holds files that are not a minifp sweep; use an empty "
                         f"or new folder")
     if manifest is not None and (manifest.get("name") != spec.name
@@ -337,7 +368,14 @@ def run_sweep(spec: SweepSpec, runs: list[Run], out, *, quick: bool = False,
     p = plan(out, runs, device)
     client, cluster = connect(workers, scheduler, device, len(p.todo), timeout) \
         if p.todo else (None, None)
+    lock = None
     try:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot write the sweep into {out} "
+                            f"({err.strerror or err})") from None
+        lock = lock_folder(out)
         open_folder(out, spec, quick, runs)
         rows = _keep_finished(out, p)
         say(f"sweep {spec.name}{' (quick)' if quick else ''}: {len(runs)} runs in {out}: "
@@ -348,6 +386,8 @@ def run_sweep(spec: SweepSpec, runs: list[Run], out, *, quick: bool = False,
                                 on_epoch, poll, say, execute or _task.execute)
     finally:
         _close(client, cluster)
+        if lock is not None:
+            lock.close()
     return Outcome(out, [rows[r.id] for r in runs if r.id in rows], len(p.todo))
 
 
