@@ -51,6 +51,12 @@ def test_quick_values_replace_grid_and_fixed():
     ({"grid": {"dtype": ["fp8"]}, "exclude": [{"dtype": "fp8"}]}, "no run"),
     ({"grid": {"dtype": ["fp8"]}, "tables": 1}, "unknown top-level key"),
     ({"grid": {"dtype": ["fp8"], "loss_scaling": ["sometimes"]}}, "--loss-scaling"),
+    ({"grid": {"epochs": ["three"]}}, "epochs = 'three' must be an int"),
+    ({"grid": {"epochs": [True]}}, "epochs = True must be an int"),
+    ({"grid": {"lr": ["0.1"]}}, "lr = '0.1' must be a number"),
+    ({"grid": {"master_weights": [1]}}, "master_weights = 1 must be a bool"),
+    ({"grid": {"dtype": [16]}}, "dtype = 16 must be a str"),
+    ({"grid": {"seed": [-1]}}, "seed must be a non-negative integer"),
 ])
 def test_bad_specs_are_one_line(data, words):
     with pytest.raises(UserError) as e:

@@ -185,6 +185,26 @@ def bundle_label(bundle: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in bundle.items())
 
 
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+          "tuple": (list, tuple)}
+
+
+def _check_types(options: dict, source: str) -> None:
+    """Each option's TOML value has its TrainConfig field's type (a one-line UserError,
+    before any run starts, rather than an error in every worker)."""
+    fields = _fields()
+    for k, v in options.items():
+        names = [t.strip() for t in str(fields[k].type).split("|") if t.strip() != "None"]
+        types = tuple(t for n in names for t in _TYPES.get(n, (object,)))
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            want = " or ".join("a number" if n == "float" else f"an {n}" if n == "int"
+                               else f"a {n}" if n != "tuple" else "a list" for n in names)
+            raise UserError(f"{source}: {k} = {v!r} must be {want}")
+    if isinstance(options.get("seed"), int) and options["seed"] < 0:
+        raise UserError(f"{source}: seed must be a non-negative integer, got "
+                        f"{options['seed']}")
+
+
 def run_id(config) -> str:
     """A short, stable hash of a TrainConfig's canonical configuration: the options that
     decide what it computes, and its number of epochs (a row of a table)."""
@@ -230,6 +250,7 @@ def expand(spec: SweepSpec, quick: bool = False) -> list[Run]:
         if any(all(coords.get(k, options.get(k)) == v for k, v in e.items())
                for e in spec.exclude):
             continue
+        _check_types(options, spec.source)
         try:
             config = TrainConfig(**options)
         except TypeError as err:
