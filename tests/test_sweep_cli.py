@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from minifp.cli import main
 from minifp.sweep import engine, expand, load_spec, report
 from minifp.sweep.spec import parse_spec
-from minifp.sweep.task import execute
+from minifp.sweep.task import OUTPUTS, execute, read_outputs
 
 TINY = """
 name = "tiny"
@@ -133,6 +133,12 @@ def test_report_from_runs_executed_in_process(tmp_path):
         engine.append_result(out, execute(out / r.id, r.id, r.options))
     again = execute(out / runs[0].id, runs[0].id, runs[0].options)
     assert again.get("skipped") is True    # idempotent: a finished run is not trained again
+    softmax, predictions = read_outputs(out / runs[0].id)
+    (out / runs[0].id / OUTPUTS).unlink()  # killed after its summary, before its outputs:
+    again = execute(out / runs[0].id, runs[0].id, runs[0].options)   # resumes 0 epochs
+    assert again.get("resumed_from") == 1 and not again.get("skipped")
+    softmax2, predictions2 = read_outputs(out / runs[0].id)
+    assert softmax2.tobytes() == softmax.tobytes() and (predictions2 == predictions).all()
     table = report.build(out)
     assert (table.total, table.complete, table.missing) == (4, 3, 1)
     f32, f16 = table.groups

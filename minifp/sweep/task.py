@@ -52,8 +52,9 @@ def finished(run_dir, config) -> dict | None:
     summary = rundir.read_summary(run_dir)
     if not same_run(config, summary):
         return None
-    if summary.get("status") == "complete":
-        return summary if rundir.state(run_dir).kind == "complete" else None
+    if summary.get("status") == "complete":      # (its outputs too: a kill between the
+        complete = rundir.state(run_dir).kind == "complete"     # two resumes 0 epochs)
+        return summary if complete and (Path(run_dir) / OUTPUTS).is_file() else None
     if summary.get("status") == "failed":
         return summary
     return None
