@@ -11,7 +11,7 @@ import pytest
 
 from minifp.accumulate import Accumulation, engine
 from minifp.formats import Rounding
-from test_kernels_parity import _data, same_bits
+from test_kernels_parity import _data, accumulations, same_bits
 
 pytestmark = pytest.mark.gpu
 
@@ -48,12 +48,7 @@ CASES = [("f16", (3, 37, 5)), ("f32", (2, 64, 3)), ("mixed", (4, 29, 6)),
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("acc_name", ACC_FORMATS)
 def test_every_order_and_format(cupy, acc_name, order):
-    for fma, mode in itertools.product([True, False], MODES):
-        if order == "exact" and not fma:
-            continue
-        if acc_name.startswith("float64") and mode not in ("nearest_even", "up"):
-            continue
-        acc = Accumulation(acc_name, order, fma, mode)
+    for acc in accumulations(acc_name, order):
         for c, (kind, (m, K, n)) in enumerate(CASES):
             x, y = _data(kind, (m, K), c), _data(kind, (K, n), c + 100)
             numpy_cupy_equal(cupy, lambda a, b: engine.matmul(

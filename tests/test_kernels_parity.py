@@ -130,16 +130,23 @@ CASES = [("f16", (3, 37, 5)), ("f32", (2, 64, 3)), ("mixed", (4, 29, 6)),
          ("special", (9, 21, 2))]        # transposed, with Inf, NaN and overflow
 
 
-@pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("acc_name", ACC_FORMATS)
-def test_orders_match_numpy(monkeypatch, acc_name, order):
-    """Every order x accumulator x fma x rounding mode, on adversarial data."""
+def accumulations(acc_name, order):
+    """The Accumulations of ``order`` in ``acc_name`` checked for parity: fma on and off
+    (exact is fma only) in every rounding mode (float64 accumulators: nearest_even, and up,
+    whose refusal is the same one line)."""
     for fma, mode in itertools.product([True, False], MODES):
         if order == "exact" and not fma:
             continue
         if acc_name.startswith("float64") and mode not in ("nearest_even", "up"):
-            continue                     # (up: the refusal is the same one line)
-        acc = Accumulation(acc_name, order, fma, mode)
+            continue
+        yield Accumulation(acc_name, order, fma, mode)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("acc_name", ACC_FORMATS)
+def test_orders_match_numpy(monkeypatch, acc_name, order):
+    """Every order x accumulator x fma x rounding mode, on adversarial data."""
+    for acc in accumulations(acc_name, order):
         for c, (kind, (m, K, n)) in enumerate(CASES):
             x = _data(kind, (m, K), c)
             y = _data(kind, (K, n), c + 100)
